@@ -1,0 +1,95 @@
+# The user interface of the repository. `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PROJECT_ROOT := $(CURDIR)
+export MLFLOW_DISABLE_TELEMETRY := true
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM := false
+
+# Projects that exist (a project exists once it has a train entry point), in smoke order.
+ALL_PROJECTS := tabular_gbm image_classifier retrieval_qa captioning
+PROJECTS := $(foreach p,$(ALL_PROJECTS),$(if $(wildcard projects/$(p)/train.py),$(p)))
+
+.PHONY: help setup smoke test test-all lint format mlflow-ui clean clean-all report benchmarks \
+	tabular-gbm-smoke tabular-gbm image-classifier-smoke image-classifier \
+	retrieval-qa-smoke retrieval-qa captioning-smoke captioning
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-24s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+setup: $(STAMP) ## Create .venv and install the locked dependencies (does nothing when up to date)
+
+lock: ## Re-resolve pyproject.toml into requirements.lock (needs the package index)
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip freeze --all --exclude-editable | grep -vE '^(ml-portfolio|pip)==' > requirements.lock
+
+smoke: $(STAMP) ## Run every project's CPU smoke pipeline, then print the results table
+	@if [ -z "$(PROJECTS)" ]; then echo "No project has a train entry point yet: nothing to run."; fi
+	@start=$$(date +%s); for p in $(PROJECTS); do \
+		echo "=== $$p (experiment=smoke)"; \
+		$(PY) -m projects.$$p.train experiment=smoke || exit 1; \
+	done; echo "smoke wall time: $$(( $$(date +%s) - start )) s"
+	@$(PY) -m shared.report --experiment smoke
+
+report: $(STAMP) ## Print the latest run of each project (headline metric, run id, wall time)
+	@$(PY) -m shared.report
+
+test: $(STAMP) ## Run the test suite (everything but tests marked slow)
+	$(PY) -m pytest -m "not slow" -q
+
+test-all: $(STAMP) ## Run every test, slow ones included
+	$(PY) -m pytest -q
+
+lint: $(STAMP) ## ruff check + format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP) ## Format and auto-fix with ruff
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+mlflow-ui: $(STAMP) ## Serve the embedded MLflow store on 127.0.0.1
+	@echo "MLflow UI: http://127.0.0.1:5000  (store: sqlite:///$(CURDIR)/mlflow.db)"
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
+		--default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000 --workers 1
+
+benchmarks: $(STAMP) ## Run every benchmark script (prints figures)
+	@for f in benchmarks/*.py; do echo "=== $$f"; $(PY) $$f || exit 1; done
+
+clean: ## Remove generated data and outputs (keeps mlflow.db and its artifacts)
+	rm -rf data/smoke outputs multirun lightning_logs .pytest_cache .ruff_cache
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
+
+clean-all: clean ## Also remove the MLflow store (mlflow.db, mlartifacts/)
+	rm -rf mlflow.db mlartifacts
+
+# Per-project targets: `make <project>-smoke` on CPU, `make <project> DATA=/path` on the real data.
+tabular-gbm-smoke: $(STAMP) ## tabular_gbm on generated ISIC 2024-format data (CPU, <1 min)
+	$(PY) -m projects.tabular_gbm.train experiment=smoke $(ARGS)
+tabular-gbm: $(STAMP) ## tabular_gbm on the Kaggle data: make tabular-gbm DATA=/path/to/isic-2024-challenge
+	$(PY) -m projects.tabular_gbm.train experiment=full $(if $(DATA),data.dir=$(DATA)) $(ARGS)
+image-classifier-smoke: $(STAMP) ## image_classifier on generated lesion images (CPU, ~3 min)
+	$(PY) -m projects.image_classifier.train experiment=smoke $(ARGS)
+image-classifier: $(STAMP) ## image_classifier on the Kaggle data (GPU): DATA=/path
+	$(PY) -m projects.image_classifier.train experiment=full $(if $(DATA),data.dir=$(DATA)) $(ARGS)
+retrieval-qa-smoke: $(STAMP) ## retrieval_qa on a generated corpus + questions (CPU, ~3 min)
+	$(PY) -m projects.retrieval_qa.train experiment=smoke $(ARGS)
+retrieval-qa: $(STAMP) ## retrieval_qa on LLM Science Exam + a Wikipedia STEM corpus (GPU): DATA=/path
+	$(PY) -m projects.retrieval_qa.train experiment=full $(if $(DATA),data.dir=$(DATA)) $(ARGS)
+captioning-smoke: $(STAMP) ## captioning on rendered scenes (CPU, ~3 min)
+	$(PY) -m projects.captioning.train experiment=smoke $(ARGS)
+captioning: $(STAMP) ## captioning on a Karpathy split (GPU): DATA=/path
+	$(PY) -m projects.captioning.train experiment=full $(if $(DATA),data.dir=$(DATA)) $(ARGS)

@@ -1,0 +1,56 @@
+"""Score a metadata CSV with the registered ensemble; write the Kaggle submission.
+
+python -m projects.tabular_gbm.predict --input DATA/test-metadata.csv --output submission.csv \
+    [--model models:/tabular_gbm@champion] [--image-oof image_test_scores.csv]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from projects.tabular_gbm.data import IMAGE_SCORE
+from shared.datasets import isic2024 as isic
+from shared.tracking import _mlflow
+
+DEFAULT_MODEL = "models:/tabular_gbm@champion"
+
+
+def predict(metadata: pd.DataFrame, model_uri: str = DEFAULT_MODEL) -> pd.DataFrame:
+    """Metadata frame -> `isic_id, target` (target = malignancy score in [0, 1])."""
+    _mlflow()
+    model = mlflow.pyfunc.load_model(model_uri)
+    scores = model.predict(metadata)
+    return pd.DataFrame({isic.ID: metadata[isic.ID].to_numpy(), "target": scores})
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", required=True, type=Path, help="test-metadata.csv")
+    parser.add_argument("--output", default=Path("submission.csv"), type=Path)
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="MLflow model URI")
+    parser.add_argument(
+        "--image-oof",
+        type=Path,
+        default=None,
+        help="isic_id,score file of image_classifier, if the model was stacked",
+    )
+    args = parser.parse_args(argv)
+    metadata = isic.read_metadata(args.input, train=False)
+    if args.image_oof:
+        scores = pd.read_csv(args.image_oof)[[isic.ID, "score"]]
+        metadata = metadata.merge(
+            scores.rename(columns={"score": IMAGE_SCORE}), on=isic.ID, how="left"
+        )
+    sub = predict(metadata, args.model)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    sub.to_csv(args.output, index=False)
+    print(f"wrote {len(sub)} predictions to {args.output}")
+    return args.output
+
+
+if __name__ == "__main__":
+    main()

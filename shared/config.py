@@ -1,0 +1,76 @@
+"""Config schema check at start-up and the config groups every project composes.
+
+Each project declares its config as dataclasses; `validate` merges the composed Hydra config
+into that schema, so an unknown key or a wrong type fails before any work, naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """The composed config does not fit the project's schema."""
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = "."
+    data_dir: str = "data"
+    output_dir: str = "outputs"
+
+
+@dataclass
+class TrackingConfig:
+    experiment: str = "default"
+    run_name: str | None = None
+    headline_metric: str = "score"
+    register: bool = True
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def validate(cfg: DictConfig, schema: type[T]) -> T:
+    """Return `cfg` merged into `schema` (typed, read-only), or raise ConfigError naming the key."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), cfg)
+        OmegaConf.resolve(merged)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        msg = getattr(exc, "msg", str(exc)).splitlines()[0]
+        raise ConfigError(f"config key '{key}': {msg}") from None
+    OmegaConf.set_readonly(merged, True)
+    return merged  # type: ignore[return-value]
+
+
+def require_dir(path: str | Path, what: str, how_to_get: str) -> Path:
+    """Return `path` if it is a folder, else fail saying where we looked and how to get it."""
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise FileNotFoundError(
+            f"{what} not found: looked in {p.resolve()}.\n{how_to_get}\n"
+            "Point the project at it with data.dir=PATH."
+        )
+    return p
+
+
+def to_dict(cfg: Any) -> dict:
+    """A plain dict of a config node (resolved)."""
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+
+
+__all__ = [
+    "ConfigError",
+    "PathsConfig",
+    "TrackingConfig",
+    "validate",
+    "require_dir",
+    "to_dict",
+    "field",
+]

@@ -1,0 +1,113 @@
+"""Reading lesion/caption images: HDF5 stores of JPEG bytes (ISIC 2024) and plain folders.
+
+Decoding checks a pixel limit (a decompression bomb or a mislabelled file fails fast) and
+names the image id in every error, so a corrupt record among 400k is findable.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+DEFAULT_MAX_PIXELS = 40_000_000
+
+
+class CorruptImageError(ValueError):
+    """An image's bytes could not be decoded; the message names its id."""
+
+
+def decode_image(data: bytes, image_id: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode encoded image bytes to an RGB PIL image, checking size before decoding pixels."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        w, h = img.size
+        if w * h > max_pixels:
+            raise CorruptImageError(
+                f"image '{image_id}' is {w}x{h}, over the {max_pixels} pixel limit"
+            )
+        img.load()
+    except CorruptImageError:
+        raise
+    except Exception as exc:  # PIL raises several types for bad bytes
+        raise CorruptImageError(f"image '{image_id}' cannot be decoded: {exc}") from exc
+    return img.convert("RGB")
+
+
+class HDF5ImageStore:
+    """JPEG bytes keyed by id in one HDF5 file (`file[id][()]` -> bytes), as ISIC 2024 ships.
+
+    The file is opened lazily per process, so a store can be handed to DataLoader workers.
+    """
+
+    def __init__(self, path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"HDF5 image file not found: {self.path}")
+        self.max_pixels = max_pixels
+        self._file = None
+
+    def _h5(self):
+        if self._file is None:
+            import h5py
+
+            self._file = h5py.File(self.path, "r")
+        return self._file
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_file": None}
+
+    def keys(self) -> set[str]:
+        return set(self._h5().keys())
+
+    def missing(self, ids: Iterable[str]) -> list[str]:
+        keys = self.keys()
+        return [i for i in ids if i not in keys]
+
+    def read_bytes(self, image_id: str) -> bytes:
+        try:
+            raw = self._h5()[image_id][()]
+        except KeyError as exc:
+            raise KeyError(f"image '{image_id}' is not in {self.path}") from exc
+        return bytes(raw)
+
+    def read(self, image_id: str) -> Image.Image:
+        return decode_image(self.read_bytes(image_id), image_id, self.max_pixels)
+
+
+class FolderImageStore:
+    """Images as files under one root; ids are paths relative to it (Flickr / COCO layout)."""
+
+    def __init__(self, root: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"image folder not found: {self.root}")
+        self.max_pixels = max_pixels
+
+    def missing(self, ids: Iterable[str]) -> list[str]:
+        return [i for i in ids if not (self.root / i).is_file()]
+
+    def read_bytes(self, image_id: str) -> bytes:
+        path = self.root / image_id
+        if not path.is_file():
+            raise FileNotFoundError(f"image '{image_id}' not found under {self.root}")
+        return path.read_bytes()
+
+    def read(self, image_id: str) -> Image.Image:
+        return decode_image(self.read_bytes(image_id), image_id, self.max_pixels)
+
+
+def write_hdf5_jpegs(path: str | Path, images: dict[str, np.ndarray], quality: int = 90) -> None:
+    """Write uint8 HxWx3 arrays as JPEG bytes keyed by id, in the ISIC 2024 layout."""
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        for image_id, arr in images.items():
+            buf = io.BytesIO()
+            Image.fromarray(arr).save(buf, format="JPEG", quality=quality)
+            f.create_dataset(image_id, data=np.bytes_(buf.getvalue()))

@@ -1,0 +1,137 @@
+"""Every metric the projects report, defined once.
+
+- `pauc_above_tpr`: ISIC 2024's partial ROC area above a TPR floor (not standardised).
+- `roc_auc`: plain ROC-AUC with the same input checks.
+- `map_at_k`: LLM Science Exam MAP@k.
+- `caption_scores`: BLEU-1..4 and CIDEr-D with pycocoevalcap's own scorers, tokenised in
+  Python so no Java (PTBTokenizer) is needed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from sklearn.metrics import auc, roc_auc_score, roc_curve
+
+
+def _check_binary(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.asarray(y_true).astype(float).ravel()
+    y_score = np.asarray(y_score).astype(float).ravel()
+    if y_true.shape != y_score.shape:
+        raise ValueError(f"y_true has {y_true.size} values but y_score has {y_score.size}")
+    if not np.isin(y_true, (0.0, 1.0)).all():
+        raise ValueError("y_true must hold only 0 and 1")
+    if np.unique(y_true).size < 2:
+        only = int(y_true[0]) if y_true.size else "nothing"
+        raise ValueError(f"ROC metrics need both classes; y_true holds only {only}")
+    if not np.isfinite(y_score).all():
+        raise ValueError("y_score holds NaN or infinite values")
+    return y_true, y_score
+
+
+def pauc_above_tpr(
+    y_true: Sequence[float], y_score: Sequence[float], min_tpr: float = 0.8
+) -> float:
+    """Partial ROC area where TPR >= min_tpr, as the ISIC 2024 challenge scored it.
+
+    Labels and scores are flipped so the high-TPR band becomes a low-FPR band, whose area is
+    taken for FPR in [0, 1 - min_tpr] with linear interpolation at the edge. Not standardised:
+    a perfect ranking scores 1 - min_tpr (0.2 at the default).
+    """
+    y, s = _check_binary(np.asarray(y_true), np.asarray(y_score))
+    if not 0.0 <= min_tpr < 1.0:
+        raise ValueError(f"min_tpr must be in [0, 1), got {min_tpr}")
+    max_fpr = 1.0 - min_tpr
+    fpr, tpr, _ = roc_curve(1.0 - y, -s)
+    stop = np.searchsorted(fpr, max_fpr, side="right")
+    x_interp = [fpr[stop - 1], fpr[min(stop, fpr.size - 1)]]
+    y_interp = [tpr[stop - 1], tpr[min(stop, tpr.size - 1)]]
+    tpr_cut = np.append(tpr[:stop], np.interp(max_fpr, x_interp, y_interp))
+    fpr_cut = np.append(fpr[:stop], max_fpr)
+    return float(auc(fpr_cut, tpr_cut))
+
+
+def roc_auc(y_true: Sequence[float], y_score: Sequence[float]) -> float:
+    """Area under the full ROC curve (ties count half)."""
+    y, s = _check_binary(np.asarray(y_true), np.asarray(y_score))
+    return float(roc_auc_score(y, s))
+
+
+def map_at_k(
+    labels: Sequence[str], ranked_predictions: Sequence[Sequence[str]], k: int = 3
+) -> float:
+    """Mean average precision at k with one correct label per item (LLM Science Exam).
+
+    Each item scores 1/rank of its label among the first k predictions, else 0. A label that
+    appears twice in a prediction list counts at its first position only.
+    """
+    if len(labels) != len(ranked_predictions):
+        raise ValueError(f"{len(labels)} labels but {len(ranked_predictions)} prediction lists")
+    if len(labels) == 0:
+        raise ValueError("map_at_k needs at least one item")
+    total = 0.0
+    for label, preds in zip(labels, ranked_predictions):
+        for rank, pred in enumerate(list(preds)[:k], start=1):
+            if pred == label:
+                total += 1.0 / rank
+                break
+    return total / len(labels)
+
+
+# The punctuation tokens pycocoevalcap's PTBTokenizer drops after tokenising.
+_PUNCT = {
+    "''",
+    "'",
+    "``",
+    "`",
+    "-LRB-",
+    "-RRB-",
+    "-LCB-",
+    "-RCB-",
+    ".",
+    "?",
+    "!",
+    ",",
+    ":",
+    "-",
+    "--",
+    "...",
+    ";",
+}
+_TOKEN_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
+
+
+def tokenize_caption(text: str) -> str:
+    """Lower-case, split words from punctuation and drop the punctuation PTBTokenizer drops."""
+    tokens = _TOKEN_RE.findall(text.lower())
+    return " ".join(t for t in tokens if t not in _PUNCT and t.strip())
+
+
+def caption_scores(
+    references: Mapping[object, Sequence[str]], candidates: Mapping[object, str]
+) -> dict[str, float]:
+    """Corpus BLEU-1..4 and CIDEr-D with pycocoevalcap's scorers.
+
+    `references` maps an image id to its reference captions, `candidates` the same ids to one
+    generated caption each. Captions are tokenised with `tokenize_caption` first.
+    """
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+
+    if set(references) != set(candidates):
+        missing = sorted(map(str, set(references) ^ set(candidates)))[:5]
+        raise ValueError(f"references and candidates cover different ids, e.g. {missing}")
+    if not candidates:
+        raise ValueError("caption_scores needs at least one image")
+    refs = {k: [tokenize_caption(r) for r in v] for k, v in references.items()}
+    cands = {k: [tokenize_caption(candidates[k])] for k in references}
+    for k, v in refs.items():
+        if not v:
+            raise ValueError(f"image {k!r} has no reference caption")
+    bleu, _ = Bleu(4).compute_score(refs, cands, verbose=0)
+    cider, _ = Cider().compute_score(refs, cands)
+    scores = {f"bleu_{i + 1}": float(b) for i, b in enumerate(bleu)}
+    scores["cider_d"] = float(cider)
+    return scores

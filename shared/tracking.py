@@ -1,0 +1,315 @@
+"""The one way every project opens an MLflow run.
+
+`start_run` sets the experiment (one per project), tags the run with the git state and a data
+fingerprint, logs the resolved config (as YAML and as flattened params), and on an exception
+ends the run FAILED with the error text while keeping everything logged so far.
+`register_if_better` registers a model version and moves the `champion` alias only when the
+new run beats the current champion on the project's headline metric.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+import traceback
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from shared import REPO_ROOT
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+CHAMPION = "champion"
+_SMALL_FILE = 32 * 1024 * 1024  # hash whole content below this size, else size+mtime+edges
+_VERSIONED_PACKAGES = (
+    "torch",
+    "lightning",
+    "mlflow",
+    "hydra-core",
+    "lightgbm",
+    "catboost",
+    "timm",
+    "transformers",
+    "sentence-transformers",
+    "faiss-cpu",
+    "numpy",
+    "pandas",
+)
+
+
+def tracking_uri() -> str:
+    """`MLFLOW_TRACKING_URI` if set, else the embedded SQLite store at the repo root."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{REPO_ROOT / 'mlflow.db'}"
+
+
+def artifact_root() -> Path:
+    """Where local stores keep artifacts (`MLFLOW_ARTIFACT_ROOT` overrides)."""
+    return Path(os.environ.get("MLFLOW_ARTIFACT_ROOT") or REPO_ROOT / "mlartifacts")
+
+
+def _mlflow():
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    return mlflow
+
+
+def get_or_create_experiment(name: str) -> str:
+    """Experiment id for `name`; local stores put its artifacts under `artifact_root()/name`."""
+    mlflow = _mlflow()
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = None
+    if tracking_uri().startswith(("sqlite:", "file:")) or "://" not in tracking_uri():
+        location = (artifact_root() / name).resolve().as_uri()
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except Exception:  # another process created it meanwhile
+        exp = mlflow.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def git_state(root: Path = REPO_ROOT) -> tuple[str, bool]:
+    """(commit SHA, whether the work tree has uncommitted changes); 'unknown' outside git."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
+        return sha, dirty
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", False
+
+
+def data_fingerprint(paths: Iterable[str | Path]) -> str:
+    """A short hash over the input files' names, sizes and contents.
+
+    Files over 32 MiB are hashed by size, mtime and their first and last MiB, so a
+    multi-GB HDF5 fingerprints in milliseconds while any rewrite still changes the hash.
+    """
+    h = hashlib.sha256()
+    files: list[tuple[str, Path]] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            files += [
+                (str(f.relative_to(p.parent)), f) for f in sorted(p.rglob("*")) if f.is_file()
+            ]
+        elif p.is_file():
+            files.append((p.name, p))
+        else:
+            h.update(f"missing:{p.name}".encode())
+    for name, f in sorted(files):
+        size = f.stat().st_size
+        h.update(f"{name}:{size}".encode())
+        with f.open("rb") as fh:
+            if size <= _SMALL_FILE:
+                h.update(fh.read())
+            else:
+                h.update(str(f.stat().st_mtime_ns).encode())
+                h.update(fh.read(1 << 20))
+                fh.seek(-(1 << 20), os.SEEK_END)
+                h.update(fh.read())
+    return h.hexdigest()[:16]
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested mapping -> {'a.b.c': 'value'} with values as strings (MLflow params)."""
+    out: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = str(value)[:6000]
+    return out
+
+
+def _config_to_container(config: Any) -> dict:
+    if config is None:
+        return {}
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(config, DictConfig):
+            return OmegaConf.to_container(config, resolve=True)  # type: ignore[return-value]
+    except ImportError:  # pragma: no cover
+        pass
+    return dict(config)
+
+
+def _package_versions() -> dict[str, str]:
+    out = {}
+    for pkg in _VERSIONED_PACKAGES:
+        try:
+            out[f"version.{pkg}"] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _device_name() -> str:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"cuda:{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    except ImportError:  # pragma: no cover
+        pass
+    return f"cpu:{os.cpu_count()} cores"
+
+
+@contextmanager
+def start_run(
+    experiment: str,
+    *,
+    run_name: str | None = None,
+    config: Any = None,
+    data_paths: Iterable[str | Path] = (),
+    tags: Mapping[str, str] | None = None,
+    nested: bool = False,
+    run_id: str | None = None,
+    parent_run_id: str | None = None,
+) -> Iterator[Any]:
+    """Open (or, with `run_id`, resume) an MLflow run and close it whatever happens.
+
+    A top-level run gets the config, git and data tags; a nested run (a fold) only its own
+    tags and params. An exception marks the run FAILED with the error text (tag `error` and
+    artifact `error.txt`) and is re-raised; a Ctrl-C marks it KILLED.
+    """
+    mlflow = _mlflow()
+    exp_id = get_or_create_experiment(experiment)
+    run = mlflow.start_run(
+        run_id=run_id,
+        experiment_id=None if run_id else exp_id,
+        run_name=None if run_id else run_name,
+        nested=nested,
+        parent_run_id=parent_run_id,
+    )
+    try:
+        if run_id is None:
+            all_tags = dict(tags or {})
+            if not nested:
+                sha, dirty = git_state()
+                all_tags.update(
+                    git_sha=sha,
+                    git_dirty=str(dirty).lower(),
+                    host=platform.node(),
+                    device=_device_name(),
+                    **_package_versions(),
+                )
+                paths = list(data_paths)
+                if paths:
+                    all_tags["data_fingerprint"] = data_fingerprint(paths)
+            mlflow.set_tags(all_tags)
+            container = _config_to_container(config)
+            if container:
+                params = flatten(container)
+                items = list(params.items())
+                for i in range(0, len(items), 100):
+                    mlflow.log_params(dict(items[i : i + 100]))
+                if not nested:
+                    mlflow.log_dict(container, "config.yaml")
+        yield run
+    except KeyboardInterrupt:
+        mlflow.set_tag("error", "KeyboardInterrupt")
+        mlflow.end_run(status="KILLED")
+        raise
+    except BaseException as exc:
+        text = "".join(traceback.format_exception(exc))
+        try:
+            mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
+            mlflow.log_text(text, "error.txt")
+        finally:
+            mlflow.end_run(status="FAILED")
+        raise
+    else:
+        mlflow.end_run(status="FINISHED")
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    """Log finite float metrics to the active run (non-finite ones are skipped with a warning)."""
+    import math
+
+    mlflow = _mlflow()
+    clean = {}
+    for k, v in metrics.items():
+        v = float(v)
+        if math.isfinite(v):
+            clean[k] = v
+        else:
+            log.warning("metric %s is %s; not logged", k, v)
+    if clean:
+        mlflow.log_metrics(clean, step=step)
+
+
+def register_if_better(
+    model_uri: str,
+    name: str,
+    metric: str,
+    value: float,
+    *,
+    higher_is_better: bool = True,
+) -> tuple[str, bool]:
+    """Register `model_uri` as a new version of `name`; move `champion` if it is better.
+
+    The current champion's score is read from its run's `metric`. Returns (version, promoted).
+    A tie keeps the old champion: a new version must be strictly better to take the alias.
+    """
+    mlflow = _mlflow()
+    client = mlflow.MlflowClient()
+    version = mlflow.register_model(model_uri, name).version
+    client.set_model_version_tag(name, version, metric, str(value))
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION)
+    except Exception:
+        current = None
+    promote = True
+    if current is not None and str(current.version) != str(version):
+        best = client.get_run(current.run_id).data.metrics.get(metric) if current.run_id else None
+        if best is not None:
+            promote = value > best if higher_is_better else value < best
+    if promote:
+        client.set_registered_model_alias(name, CHAMPION, version)
+        log.info("%s v%s is the new %s (%s=%.4f)", name, version, CHAMPION, metric, value)
+    else:
+        log.info(
+            "%s v%s registered; %s stays (%s=%.4f not better)",
+            name,
+            version,
+            CHAMPION,
+            metric,
+            value,
+        )
+    return str(version), promote
+
+
+def announce(run: Any, metric: str, value: float) -> None:
+    """Print where the run logged and its headline metric (every entry point ends with this)."""
+    mlflow = _mlflow()
+    exp = mlflow.get_experiment(run.info.experiment_id)
+    mlflow.set_tag("headline_metric", metric) if mlflow.active_run() else None
+    print(
+        f"MLflow: experiment '{exp.name}' run {run.info.run_id} ({tracking_uri()})\n"
+        f"{metric} = {value:.4f}",
+        flush=True,
+    )

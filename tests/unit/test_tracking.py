@@ -1,0 +1,139 @@
+import uuid
+
+import mlflow
+import pytest
+from omegaconf import OmegaConf
+
+from shared import tracking
+
+
+def _exp():
+    return f"test-{uuid.uuid4().hex[:8]}"
+
+
+def _run(run_id):
+    return mlflow.MlflowClient().get_run(run_id)
+
+
+def test_run_logs_config_tags_and_params(mlflow_store, tmp_path):
+    data = tmp_path / "train.csv"
+    data.write_text("a,b\n1,2\n")
+    cfg = OmegaConf.create({"model": {"lr": 0.1, "layers": [1, 2]}, "seed": 3})
+    with tracking.start_run(
+        _exp(), run_name="r", config=cfg, data_paths=[data], tags={"experiment": "smoke"}
+    ) as run:
+        tracking.log_metrics({"score": 0.5})
+    r = _run(run.info.run_id)
+    assert r.info.status == "FINISHED"
+    assert r.data.params["model.lr"] == "0.1"
+    assert r.data.params["seed"] == "3"
+    for tag in ("git_sha", "git_dirty", "data_fingerprint", "experiment", "version.torch"):
+        assert tag in r.data.tags
+    assert r.data.tags["data_fingerprint"] == tracking.data_fingerprint([data])
+    local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="config.yaml")
+    with open(local) as fh:
+        assert "lr: 0.1" in fh.read()
+
+
+def test_a_crash_marks_the_run_failed_and_keeps_what_was_logged(mlflow_store):
+    with pytest.raises(RuntimeError, match="boom"):
+        with tracking.start_run(_exp()) as run:
+            tracking.log_metrics({"epoch_loss": 1.25})
+            raise RuntimeError("boom")
+    r = _run(run.info.run_id)
+    assert r.info.status == "FAILED"
+    assert r.data.metrics["epoch_loss"] == 1.25
+    assert "RuntimeError: boom" in r.data.tags["error"]
+    assert mlflow.active_run() is None  # the next run can start
+
+
+def test_nested_runs_hang_under_their_parent(mlflow_store):
+    exp = _exp()
+    with tracking.start_run(exp) as parent:
+        with tracking.start_run(exp, run_name="fold_0", nested=True) as child:
+            pass
+    assert _run(child.info.run_id).data.tags["mlflow.parentRunId"] == parent.info.run_id
+
+
+def test_resuming_a_run_continues_it(mlflow_store):
+    exp = _exp()
+    with tracking.start_run(exp) as run:
+        tracking.log_metrics({"loss": 2.0}, step=0)
+    with tracking.start_run(exp, run_id=run.info.run_id):
+        tracking.log_metrics({"loss": 1.0}, step=1)
+    hist = mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss")
+    assert [m.value for m in sorted(hist, key=lambda m: m.step)] == [2.0, 1.0]
+
+
+def test_non_finite_metrics_are_skipped(mlflow_store):
+    with tracking.start_run(_exp()) as run:
+        tracking.log_metrics({"ok": 1.0, "bad": float("nan")})
+    assert set(_run(run.info.run_id).data.metrics) == {"ok"}
+
+
+class _Const(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+
+def _log_model_with(exp, value):
+    with tracking.start_run(exp) as run:
+        tracking.log_metrics({"score": value})
+        info = mlflow.pyfunc.log_model(name="m", python_model=_Const(), pip_requirements=[])
+    return info.model_uri, run
+
+
+def test_champion_moves_only_when_the_new_run_is_better(mlflow_store):
+    exp, name = _exp(), f"model-{uuid.uuid4().hex[:6]}"
+    client = mlflow.MlflowClient()
+    uri, _ = _log_model_with(exp, 0.5)
+    v1, promoted = tracking.register_if_better(uri, name, "score", 0.5)
+    assert promoted and str(client.get_model_version_by_alias(name, "champion").version) == v1
+    uri, _ = _log_model_with(exp, 0.4)
+    v2, promoted = tracking.register_if_better(uri, name, "score", 0.4)
+    assert not promoted and str(client.get_model_version_by_alias(name, "champion").version) == v1
+    uri, _ = _log_model_with(exp, 0.5)
+    _, promoted = tracking.register_if_better(uri, name, "score", 0.5)
+    assert not promoted  # a tie keeps the champion
+    uri, _ = _log_model_with(exp, 0.7)
+    v4, promoted = tracking.register_if_better(uri, name, "score", 0.7)
+    assert promoted and str(client.get_model_version_by_alias(name, "champion").version) == v4
+
+
+def test_champion_rule_for_lower_is_better(mlflow_store):
+    exp, name = _exp(), f"model-{uuid.uuid4().hex[:6]}"
+    uri, _ = _log_model_with(exp, 2.0)
+    tracking.register_if_better(uri, name, "score", 2.0, higher_is_better=False)
+    uri, _ = _log_model_with(exp, 1.0)
+    _, promoted = tracking.register_if_better(uri, name, "score", 1.0, higher_is_better=False)
+    assert promoted
+
+
+def test_data_fingerprint_follows_content_not_location(tmp_path):
+    a = tmp_path / "a" / "train.csv"
+    b = tmp_path / "b" / "train.csv"
+    for p in (a, b):
+        p.parent.mkdir()
+        p.write_text("x\n1\n")
+    assert tracking.data_fingerprint([a]) == tracking.data_fingerprint([b])
+    b.write_text("x\n2\n")
+    assert tracking.data_fingerprint([a]) != tracking.data_fingerprint([b])
+
+
+def test_data_fingerprint_of_a_large_file_is_fast_and_sensitive(tmp_path, monkeypatch):
+    monkeypatch.setattr(tracking, "_SMALL_FILE", 1024)
+    big = tmp_path / "train-image.hdf5"
+    big.write_bytes(b"\0" * (3 << 20))
+    before = tracking.data_fingerprint([big])
+    with big.open("r+b") as f:
+        f.seek(-10, 2)
+        f.write(b"changed!!!")
+    assert tracking.data_fingerprint([big]) != before
+
+
+def test_flatten_nested_config():
+    assert tracking.flatten({"a": {"b": 1, "c": {"d": "x"}}, "e": None}) == {
+        "a.b": "1",
+        "a.c.d": "x",
+        "e": "None",
+    }
