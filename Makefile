@@ -14,11 +14,12 @@ export TOKENIZERS_PARALLELISM := false
 
 # Projects that exist (a project exists once it has a train entry point), in smoke order.
 ALL_PROJECTS := tabular_gbm image_classifier retrieval_qa captioning
+SMOKE_IMAGE_OOF := data/oof/image_classifier_isic2024-smoke.csv
 PROJECTS := $(foreach p,$(ALL_PROJECTS),$(if $(wildcard projects/$(p)/train.py),$(p)))
 
 .PHONY: help setup smoke test test-all lint format mlflow-ui clean clean-all report benchmarks \
 	tabular-gbm-smoke tabular-gbm image-classifier-smoke image-classifier \
-	retrieval-qa-smoke retrieval-qa captioning-smoke captioning
+	retrieval-qa-smoke retrieval-qa captioning-smoke captioning stacking-smoke lock
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -41,6 +42,11 @@ smoke: $(STAMP) ## Run every project's CPU smoke pipeline, then print the result
 	@start=$$(date +%s); for p in $(PROJECTS); do \
 		echo "=== $$p (experiment=smoke)"; \
 		$(PY) -m projects.$$p.train experiment=smoke || exit 1; \
+		if [ $$p = image_classifier ] && [ -f projects/tabular_gbm/train.py ]; then \
+			echo "=== tabular_gbm stacked on the image OOF scores"; \
+			$(PY) -m projects.tabular_gbm.train experiment=smoke tracking.run_name=smoke-stacked \
+				data.image_oof=$(SMOKE_IMAGE_OOF) || exit 1; \
+		fi; \
 	done; echo "smoke wall time: $$(( $$(date +%s) - start )) s"
 	@$(PY) -m shared.report --experiment smoke
 
@@ -83,6 +89,8 @@ tabular-gbm: $(STAMP) ## tabular_gbm on the Kaggle data: make tabular-gbm DATA=/
 	$(PY) -m projects.tabular_gbm.train experiment=full $(if $(DATA),data.dir=$(DATA)) $(ARGS)
 image-classifier-smoke: $(STAMP) ## image_classifier on generated lesion images (CPU, ~3 min)
 	$(PY) -m projects.image_classifier.train experiment=smoke $(ARGS)
+stacking-smoke: $(STAMP) ## tabular_gbm with image_classifier's smoke OOF scores as a feature
+	$(PY) -m projects.tabular_gbm.train experiment=smoke tracking.run_name=smoke-stacked data.image_oof=$(SMOKE_IMAGE_OOF)
 image-classifier: $(STAMP) ## image_classifier on the Kaggle data (GPU): DATA=/path
 	$(PY) -m projects.image_classifier.train experiment=full $(if $(DATA),data.dir=$(DATA)) $(ARGS)
 retrieval-qa-smoke: $(STAMP) ## retrieval_qa on a generated corpus + questions (CPU, ~3 min)

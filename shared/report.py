@@ -34,23 +34,27 @@ def latest_runs(experiment_tag: str | None = None) -> list[dict]:
             output_format="list",
         )
         runs = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-        if not runs:
-            continue
-        run = runs[0]
-        metric = run.data.tags.get("headline_metric", "")
-        value = run.data.metrics.get(metric)
-        end = run.info.end_time or run.info.start_time
-        rows.append(
-            {
-                "project": project,
-                "metric": metric,
-                "value": value,
-                "run_id": run.info.run_id,
-                "status": run.info.status,
-                "wall_s": (end - run.info.start_time) / 1000.0,
-            }
-        )
+        latest: dict[str, object] = {}
+        for r in runs:  # newest first: keep the latest run of each run name
+            latest.setdefault(r.info.run_name, r)
+        for run in latest.values():
+            rows.append(_row(project, run))
     return rows
+
+
+def _row(project: str, run) -> dict:
+    metric = run.data.tags.get("headline_metric", "")
+    value = run.data.metrics.get(metric)
+    end = run.info.end_time or run.info.start_time
+    return {
+        "project": project,
+        "run": run.info.run_name,
+        "metric": metric,
+        "value": value,
+        "run_id": run.info.run_id,
+        "status": run.info.status,
+        "wall_s": (end - run.info.start_time) / 1000.0,
+    }
 
 
 def main() -> None:
@@ -58,19 +62,25 @@ def main() -> None:
     parser.add_argument("--experiment", default=None, help="only runs tagged experiment=NAME")
     args = parser.parse_args()
     rows = latest_runs(args.experiment)
-    console = Console()
+    console = Console(width=150)
     if not rows:
         console.print("No runs in the MLflow store yet.")
         return
     table = Table(
         title=f"Latest runs{f' (experiment={args.experiment})' if args.experiment else ''}"
     )
-    for col in ("project", "headline metric", "value", "run id", "status", "wall time"):
+    for col in ("project", "run", "headline metric", "value", "run id", "status", "wall time"):
         table.add_column(col)
     for r in rows:
         value = "-" if r["value"] is None else f"{r['value']:.4f}"
         table.add_row(
-            r["project"], r["metric"], value, r["run_id"], r["status"], f"{r['wall_s']:.0f} s"
+            r["project"],
+            r["run"],
+            r["metric"],
+            value,
+            r["run_id"],
+            r["status"],
+            f"{r['wall_s']:.0f} s",
         )
     console.print(table)
 

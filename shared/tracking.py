@@ -43,6 +43,10 @@ _VERSIONED_PACKAGES = (
 )
 
 
+def _is_rank_zero() -> bool:
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0
+
+
 def tracking_uri() -> str:
     """`MLFLOW_TRACKING_URI` if set, else the embedded SQLite store at the repo root."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{REPO_ROOT / 'mlflow.db'}"
@@ -196,6 +200,9 @@ def start_run(
     tags and params. An exception marks the run FAILED with the error text (tag `error` and
     artifact `error.txt`) and is re-raised; a Ctrl-C marks it KILLED.
     """
+    if not _is_rank_zero():  # DDP workers train; rank 0 alone talks to MLflow
+        yield None
+        return
     mlflow = _mlflow()
     exp_id = get_or_create_experiment(experiment)
     run = mlflow.start_run(
@@ -250,6 +257,8 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
     """Log finite float metrics to the active run (non-finite ones are skipped with a warning)."""
     import math
 
+    if not _is_rank_zero():
+        return
     mlflow = _mlflow()
     clean = {}
     for k, v in metrics.items():

@@ -6,29 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.config import PathsConfig, TrackingConfig
+from shared.datasets.isic2024 import IsicDataConfig
 
 
 @dataclass
-class SyntheticConfig:
-    n_patients: int = 150
-    mean_lesions: float = 40.0
-    positive_rate: float = 0.03
-    image_size: int = 128
-    test_fraction: float = 0.1
-    seed: int = 0
-
-
-@dataclass
-class IsicDataConfig:
-    name: str = "isic2024"
-    dir: str = "???"
-    folds_file: str = "???"
-    n_folds: int = 5
-    fold_seed: int = 42
-    group_col: str = "patient_id"
-    generate: bool = False
-    synthetic: SyntheticConfig | None = None
-    image_oof: str | None = None
+class TabularDataConfig(IsicDataConfig):
+    image_oof: str | None = None  # image_classifier's OOF scores, joined as a feature
 
 
 @dataclass
@@ -63,6 +46,6 @@ class TabularGBMConfig:
     seed: int = 42
     paths: PathsConfig = field(default_factory=PathsConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    data: IsicDataConfig = field(default_factory=IsicDataConfig)
+    data: TabularDataConfig = field(default_factory=TabularDataConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -5,6 +5,7 @@ Shared by tabular_gbm and image_classifier, which read the same files and the sa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -98,6 +99,29 @@ TRAIN_COLUMNS = [
     "copyright_license",
     *TRAIN_ONLY,
 ]
+
+
+# Schema of the shared config group configs/common/isic2024 (composed as `data`).
+@dataclass
+class SyntheticConfig:
+    n_patients: int = 150
+    mean_lesions: float = 40.0
+    positive_rate: float = 0.03
+    image_size: int = 128
+    test_fraction: float = 0.1
+    seed: int = 0
+
+
+@dataclass
+class IsicDataConfig:
+    name: str = "isic2024"
+    dir: str = "???"
+    folds_file: str = "???"
+    n_folds: int = 5
+    fold_seed: int = 42
+    group_col: str = "patient_id"
+    generate: bool = False
+    synthetic: SyntheticConfig | None = None
 
 
 class MissingColumnsError(KeyError):

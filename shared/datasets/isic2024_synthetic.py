@@ -68,7 +68,7 @@ def generate_metadata(
     skin_L = rng.normal(62, 7, n_patients)
     skin_A = rng.normal(17, 3, n_patients)
     skin_B = rng.normal(27, 4, n_patients)
-    base_size = np.exp(rng.normal(np.log(3.5), 0.35, n_patients))
+    base_size = np.exp(rng.normal(np.log(3.5), 0.22, n_patients))
 
     # Lesion level latents.
     size_dev = rng.normal(0, 1, n)  # larger than this patient's usual lesion
@@ -80,8 +80,8 @@ def generate_metadata(
         1.8 * size_dev
         + 1.5 * dark_dev
         + 2.0 * np.maximum(border, 0) * np.maximum(variegation, 0)
-        + 0.9 * blotch
-        + 0.03 * (age[pid] - 55)
+        + 1.6 * blotch
+        + 0.01 * (age[pid] - 55)
     )
     # Intercept chosen so the mean probability is the asked positive rate.
     lo, hi = -20.0, 5.0
@@ -152,7 +152,7 @@ def generate_metadata(
             ),
             "tbp_lv_stdL": np.clip(1.5 + 0.4 * variegation + rng.normal(0, 0.3, n), 0, None),
             "tbp_lv_stdLExt": np.clip(rng.normal(2.5, 0.4, n), 0, None),
-            "tbp_lv_symm_2axis": np.clip(0.3 + 0.06 * blotch + rng.normal(0, 0.09, n), 0, 1),
+            "tbp_lv_symm_2axis": np.clip(0.3 + 0.08 * blotch + rng.normal(0, 0.06, n), 0, 1),
             "tbp_lv_symm_2axis_angle": rng.integers(0, 180, n).astype(float),
             "tbp_lv_x": xyz[:, 0],
             "tbp_lv_y": xyz[:, 1],
@@ -217,8 +217,8 @@ def render_lesion(row: pd.Series, size: int, rng: np.random.Generator) -> np.nda
     dx, dy = xx - c[0], yy - c[1]
     r = np.hypot(dx, dy)
     theta = np.arctan2(dy, dx)
-    radius = size * np.clip(row["clin_size_long_diam_mm"] / 16.0, 0.12, 0.45)
-    irregular = 0.04 + 0.12 * max(row["_border"], 0)
+    radius = size * np.clip(row["clin_size_long_diam_mm"] / 14.0, 0.12, 0.45)
+    irregular = 0.04 + 0.22 * max(row["_border"], 0)
     phases = rng.uniform(0, 2 * np.pi, 3)
     wobble = sum(irregular / (k + 1) * np.sin((k + 3) * theta + phases[k]) for k in range(3))
     inside = r < radius * (1 + wobble)
@@ -227,7 +227,12 @@ def render_lesion(row: pd.Series, size: int, rng: np.random.Generator) -> np.nda
     img[:] = _lab_to_rgb(row["tbp_lv_Lext"], row["tbp_lv_Aext"], row["tbp_lv_Bext"])
     img += rng.normal(0, 4, (size, size, 1))
     lesion = _lab_to_rgb(row["tbp_lv_L"], row["tbp_lv_A"], row["tbp_lv_B"])
-    img[inside] = lesion + rng.normal(0, 3 + 4 * max(row["_variegation"], 0), (inside.sum(), 3))
+    img[inside] = lesion + rng.normal(0, 3, (inside.sum(), 3))
+    # Variegation: large lighter and darker patches (pixel noise would vanish when resized).
+    for _ in range(int(np.clip(round(2 * row["_variegation"] + 1), 0, 5))):
+        px, py = c + rng.normal(0, radius * 0.4, 2)
+        patch = (np.hypot(xx - px, yy - py) < radius * rng.uniform(0.25, 0.45)) & inside
+        img[patch] += rng.choice([-1, 1]) * 35 * np.array([1.0, 0.8, 0.6])
     # Dark blue-grey blotches, pushed to one side: the image-only malignancy cue.
     n_blotch = int(np.clip(round(1.5 * row["_blotch"] + 1), 0, 6))
     side = rng.uniform(0, 2 * np.pi)
@@ -235,7 +240,7 @@ def render_lesion(row: pd.Series, size: int, rng: np.random.Generator) -> np.nda
         ang = side + rng.normal(0, 0.6)
         dist = radius * rng.uniform(0.2, 0.7)
         bx, by = c[0] + dist * np.cos(ang), c[1] + dist * np.sin(ang)
-        br = radius * rng.uniform(0.15, 0.3)
+        br = max(radius * rng.uniform(0.15, 0.3), size * 0.045)  # visible after resizing
         spot = (np.hypot(xx - bx, yy - by) < br) & inside
         img[spot] = np.array([70, 70, 95]) + rng.normal(0, 6, (spot.sum(), 3))
     return np.clip(img, 0, 255).astype(np.uint8)

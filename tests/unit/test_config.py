@@ -11,6 +11,7 @@ from tests.conftest import REPO, compose
 
 SCHEMAS = {
     "tabular_gbm": "projects.tabular_gbm.config:TabularGBMConfig",
+    "image_classifier": "projects.image_classifier.config:ImageClassifierConfig",
 }
 
 

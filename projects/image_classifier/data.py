@@ -1,0 +1,183 @@
+"""Lesion crops from the ISIC 2024 HDF5 store, with the shared folds and imbalance handling."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
+from torchvision.transforms import v2
+
+from shared.datasets import isic2024 as isic
+from shared.images import CorruptImageError, HDF5ImageStore
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def build_transforms(aug: Any, image_size: int, train: bool) -> v2.Compose:
+    """torchvision v2 pipeline; every augmentation strength comes from config."""
+    # Geometry first, on uint8 tensors at the target size: colour ops then touch few pixels.
+    tail = [
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean=list(aug.mean), std=list(aug.std)),
+    ]
+    if not train:
+        return v2.Compose(
+            [v2.ToImage(), v2.Resize((image_size, image_size), antialias=True), *tail]
+        )
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.RandomResizedCrop(image_size, scale=tuple(aug.crop_scale), antialias=True),
+            v2.RandomHorizontalFlip(aug.hflip),
+            v2.RandomVerticalFlip(aug.vflip),
+            v2.RandomRotation(aug.rotation_degrees),
+            v2.ColorJitter(aug.brightness, aug.contrast, aug.saturation, aug.hue),
+            *tail,
+        ]
+    )
+
+
+class LesionDataset(Dataset):
+    """(image tensor, target) for each isic_id, decoded from the HDF5 store on access.
+
+    With `cache=True` each decoded image is kept (as a uint8 tensor) after its first read:
+    worth it when the data set fits in memory (smoke data), pointless for 400k crops.
+    """
+
+    def __init__(
+        self,
+        ids: list[str],
+        targets: np.ndarray,
+        store: HDF5ImageStore,
+        transform,
+        cache: bool = False,
+    ):
+        self.ids, self.targets = list(ids), np.asarray(targets, dtype=np.float32)
+        self.store, self.transform = store, transform
+        self._cache: dict[int, torch.Tensor] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._cache is None:
+            img = v2.functional.to_image(self.store.read(self.ids[i]))
+        elif i in self._cache:
+            img = self._cache[i]
+        else:
+            img = self._cache[i] = v2.functional.to_image(self.store.read(self.ids[i]))
+        return self.transform(img), torch.tensor(self.targets[i])
+
+
+class NegativeSubsampler(Sampler[int]):
+    """Every positive plus a fresh random `neg_per_pos` negatives per positive each epoch."""
+
+    def __init__(self, targets: np.ndarray, neg_per_pos: float, seed: int) -> None:
+        self.pos = np.flatnonzero(targets == 1)
+        self.neg = np.flatnonzero(targets == 0)
+        self.n_neg = min(len(self.neg), int(round(neg_per_pos * max(1, len(self.pos)))))
+        self.seed, self.epoch = seed, 0
+
+    def __len__(self) -> int:
+        return len(self.pos) + self.n_neg
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng(self.seed + self.epoch)
+        self.epoch += 1
+        idx = np.concatenate([self.pos, rng.choice(self.neg, self.n_neg, replace=False)])
+        return iter(rng.permutation(idx).tolist())
+
+
+def make_sampler(targets: np.ndarray, sampling: Any, seed: int) -> Sampler[int] | None:
+    """`subsample` (per-epoch negatives), `weighted` (WeightedRandomSampler) or `none`."""
+    if sampling.mode == "none":
+        return None
+    if sampling.mode == "subsample":
+        return NegativeSubsampler(targets, sampling.neg_per_pos, seed)
+    if sampling.mode == "weighted":
+        n_pos = max(1, int(targets.sum()))
+        weights = np.where(targets == 1, sampling.neg_per_pos / n_pos, 1.0 / (len(targets) - n_pos))
+        n = int(n_pos * (1 + sampling.neg_per_pos))
+        gen = torch.Generator().manual_seed(seed)
+        return WeightedRandomSampler(torch.as_tensor(weights), n, replacement=True, generator=gen)
+    raise ValueError(
+        f"data.sampling.mode must be subsample, weighted or none, got {sampling.mode!r}"
+    )
+
+
+def check_images(frame: pd.DataFrame, store: HDF5ImageStore, on_corrupt: str) -> pd.DataFrame:
+    """Fail before training on ids missing from the HDF5; decode each image once.
+
+    Corrupt images fail naming their id (`on_corrupt=fail`) or are dropped with a count
+    (`on_corrupt=skip`).
+    """
+    missing = store.missing(frame[isic.ID])
+    if missing:
+        raise KeyError(
+            f"{len(missing)} isic_id(s) of the metadata are missing from {store.path}: "
+            f"{missing[:5]}"
+        )
+    bad = []
+    for image_id in frame[isic.ID]:
+        try:
+            store.read(image_id)
+        except CorruptImageError:
+            if on_corrupt == "fail":
+                raise
+            bad.append(image_id)
+    if bad:
+        log.warning("skipping %d corrupt images, e.g. %s", len(bad), bad[:5])
+    frame = frame[~frame[isic.ID].isin(bad)].reset_index(drop=True)
+    frame.attrs["n_corrupt_skipped"] = len(bad)
+    return frame
+
+
+class LesionDataModule(L.LightningDataModule):
+    """Train/val loaders of one fold."""
+
+    def __init__(
+        self, frame: pd.DataFrame, fold: int, store: HDF5ImageStore, cfg: Any, seed: int
+    ) -> None:
+        super().__init__()
+        self.cfg, self.store, self.seed = cfg, store, seed
+        self.train_df = frame[frame["fold"] != fold].reset_index(drop=True)
+        self.val_df = frame[frame["fold"] == fold].reset_index(drop=True)
+
+    def _dataset(self, df: pd.DataFrame, train: bool) -> LesionDataset:
+        t = build_transforms(self.cfg.augment, self.cfg.image_size, train)
+        return LesionDataset(
+            df[isic.ID].tolist(),
+            df[isic.TARGET].to_numpy(),
+            self.store,
+            t,
+            cache=self.cfg.cache_images,
+        )
+
+    def _loader(self, ds: Dataset, **kw) -> DataLoader:
+        return DataLoader(
+            ds,
+            batch_size=self.cfg.batch_size,
+            num_workers=self.cfg.num_workers,
+            persistent_workers=self.cfg.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            **kw,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        targets = self.train_df[isic.TARGET].to_numpy()
+        sampler = make_sampler(targets, self.cfg.sampling, self.seed)
+        return self._loader(
+            self._dataset(self.train_df, True),
+            sampler=sampler,
+            shuffle=sampler is None,
+            drop_last=len(targets) > self.cfg.batch_size,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self._dataset(self.val_df, False), shuffle=False)

@@ -1,0 +1,110 @@
+"""The one Lightning harness every torch project trains with.
+
+`build_trainer` turns a `trainer` config node into a Trainer with our callbacks;
+`MLflowMetrics` logs what the module logged each epoch through `shared.tracking`, on rank 0
+only (MLflowLogger has open problems with SQLite stores; this is small and predictable).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+
+from shared import tracking
+from shared.device import select_device
+
+
+def is_rank_zero() -> bool:
+    """True on the process that owns tracking (rank 0, or the only process)."""
+    return tracking._is_rank_zero()
+
+
+class MLflowMetrics(Callback):
+    """Log epoch metrics (train/val loss, scores, lr) and throughput to the active MLflow run."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self._t0 = 0.0
+        self._seen = 0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._t0, self._seen = time.perf_counter(), 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        x = batch[0] if isinstance(batch, list | tuple) else next(iter(batch.values()))
+        self._seen += len(x) * trainer.world_size
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Runs after the epoch's validation, so train and val metrics share one step.
+        if not trainer.is_global_zero:
+            return
+        metrics = {
+            f"{self.prefix}{k}": float(v)
+            for k, v in trainer.callback_metrics.items()
+            if torch.is_tensor(v) and v.numel() == 1
+        }
+        for i, opt in enumerate(trainer.optimizers):
+            metrics[f"{self.prefix}lr{'' if i == 0 else f'_{i}'}"] = opt.param_groups[0]["lr"]
+        elapsed = time.perf_counter() - self._t0
+        if self._seen and elapsed > 0:
+            metrics[f"{self.prefix}train_samples_per_s"] = self._seen / elapsed
+        tracking.log_metrics(metrics, step=trainer.current_epoch)
+
+
+def build_trainer(
+    trainer_cfg: Any,
+    *,
+    default_root_dir: str,
+    monitor: str | None = None,
+    mode: str = "max",
+    patience: int | None = None,
+    extra_callbacks: list[Callback] | None = None,
+    metric_prefix: str = "",
+) -> tuple[L.Trainer, ModelCheckpoint | None]:
+    """A Trainer from config: device/precision resolved, best + last checkpoints, early stop.
+
+    `trainer_cfg` holds Lightning Trainer arguments (`accelerator`, `devices`, `strategy`,
+    `precision`, `max_epochs`, ...); `auto` accelerator/precision follow `shared.device`.
+    """
+    kwargs = dict(trainer_cfg)
+    choice = select_device(kwargs.pop("accelerator", "auto"), kwargs.pop("precision", "auto"))
+    callbacks: list[Callback] = [MLflowMetrics(metric_prefix), *(extra_callbacks or [])]
+    ckpt = None
+    if monitor:
+        ckpt = ModelCheckpoint(
+            dirpath=os.path.join(default_root_dir, "checkpoints"),
+            filename="best",
+            monitor=monitor,
+            mode=mode,
+            save_last=True,
+        )
+        callbacks.append(ckpt)
+        if patience:
+            callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience))
+    trainer = L.Trainer(
+        accelerator=choice.accelerator if choice.accelerator != "cuda" else "gpu",
+        precision=choice.precision,
+        default_root_dir=default_root_dir,
+        callbacks=callbacks,
+        logger=False,
+        enable_model_summary=False,
+        **kwargs,
+    )
+    return trainer, ckpt
+
+
+def warmup_cosine(
+    step: int, warmup_steps: int, total_steps: int, min_factor: float = 0.01
+) -> float:
+    """LR factor: linear warmup to 1, then cosine decay to `min_factor` (LambdaLR)."""
+    import math
+
+    if step < warmup_steps:
+        return (step + 1) / max(1, warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * progress))

@@ -1,0 +1,45 @@
+import torch
+import torch.nn.functional as F
+
+from projects.image_classifier.gem import GeM
+from projects.image_classifier.model import LesionClassifier
+
+
+def test_gem_with_p_one_is_average_pooling():
+    x = torch.rand(2, 5, 7, 7) + 0.1
+    assert torch.allclose(GeM(p=1.0)(x), F.adaptive_avg_pool2d(x, 1).flatten(1), atol=1e-6)
+
+
+def test_gem_with_large_p_approaches_max_pooling():
+    x = torch.rand(2, 5, 7, 7) + 0.1
+    gem = GeM(p=200.0, p_max=200.0)(x)
+    assert torch.allclose(gem, x.amax(dim=(2, 3)), rtol=0.03)
+
+
+def test_gem_lies_between_mean_and_max_and_starts_at_three():
+    x = torch.rand(3, 4, 5, 5)
+    g = GeM()
+    assert g.p.item() == 3.0
+    out = g(x)
+    assert (out >= F.adaptive_avg_pool2d(x, 1).flatten(1) - 1e-6).all()
+    assert (out <= x.amax(dim=(2, 3)) + 1e-6).all()
+
+
+def test_gem_p_is_learned_and_negative_inputs_are_safe():
+    g = GeM()
+    out = g(torch.randn(2, 3, 4, 4))  # negatives clamp to eps: no NaN from x ** p
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    assert g.p.grad is not None and torch.isfinite(g.p.grad)
+
+
+def test_gem_p_is_clamped_in_forward():
+    g = GeM(p=0.2)
+    x = torch.rand(1, 2, 3, 3) + 0.1
+    assert torch.allclose(g(x), GeM(p=1.0)(x))
+
+
+def test_classifier_uses_gem_on_a_timm_backbone():
+    m = LesionClassifier("test_efficientnet", pretrained=False)
+    assert isinstance(m.pool, GeM)
+    assert m(torch.randn(2, 3, 64, 64)).shape == (2,)
