@@ -12,6 +12,7 @@ from tests.conftest import REPO, compose
 SCHEMAS = {
     "tabular_gbm": "projects.tabular_gbm.config:TabularGBMConfig",
     "image_classifier": "projects.image_classifier.config:ImageClassifierConfig",
+    "retrieval_qa": "projects.retrieval_qa.config:RetrievalQAConfig",
 }
 
 
@@ -30,8 +31,8 @@ def test_real_config_composes_and_validates(project, experiment):
 
 @pytest.mark.parametrize("project", sorted(SCHEMAS))
 def test_unknown_key_fails_naming_it(project):
-    cfg = compose(project, ["+model.not_a_real_key=1"])
-    with pytest.raises(ConfigError, match="model.not_a_real_key"):
+    cfg = compose(project, ["+tracking.not_a_real_key=1"])
+    with pytest.raises(ConfigError, match="tracking.not_a_real_key"):
         validate(cfg, _schema(project))
 
 

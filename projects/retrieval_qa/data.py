@@ -1,0 +1,74 @@
+"""LLM Science Exam questions and a Wikipedia-style parquet corpus, read and checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from shared.config import require_dir
+
+LETTERS = ["A", "B", "C", "D", "E"]
+QUESTION_COLUMNS = ["id", "prompt", *LETTERS]
+HOW_TO_GET = (
+    "Download the questions with `kaggle competitions download -c kaggle-llm-science-exam` and "
+    "a STEM Wikipedia parquet dump (title, text columns) into <data.dir>/corpus/."
+)
+
+
+class BadQuestionError(ValueError):
+    """A question row cannot be used; the message names the row."""
+
+
+def read_questions(path: str | Path, require_answer: bool) -> pd.DataFrame:
+    """train.csv / test.csv: `id, prompt, A..E[, answer]`, checked row by row."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"question file not found: {path.resolve()}. {HOW_TO_GET}")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in QUESTION_COLUMNS if c not in df.columns]
+    if missing:
+        raise BadQuestionError(
+            f"{path.name} lacks column(s) {missing}: every question needs five options A-E"
+        )
+    for i, row in df.iterrows():
+        empty = [c for c in ["prompt", *LETTERS] if not str(row[c]).strip()]
+        if empty:
+            raise BadQuestionError(
+                f"{path.name} row {i} (id {row['id']}): empty {', '.join(empty)}; five options needed"
+            )
+    if require_answer or "answer" in df.columns:
+        if "answer" not in df.columns:
+            raise BadQuestionError(f"{path.name} has no 'answer' column")
+        bad = df.index[~df["answer"].isin(LETTERS)]
+        if len(bad):
+            i = bad[0]
+            raise BadQuestionError(
+                f"{path.name} row {i} (id {df.at[i, 'id']}): answer {df.at[i, 'answer']!r} is not "
+                f"one of A-E ({len(bad)} such rows)"
+            )
+    return df.reset_index(drop=True)
+
+
+def read_corpus(corpus_dir: str | Path) -> pd.DataFrame:
+    """Every parquet file under `corpus_dir` -> `title, text` (extra columns ignored)."""
+    root = require_dir(corpus_dir, "retrieval corpus folder", HOW_TO_GET)
+    files = sorted(root.rglob("*.parquet"))
+    if not files:
+        raise ValueError(f"corpus folder {root.resolve()} holds no .parquet files. {HOW_TO_GET}")
+    frames = []
+    for f in files:
+        part = pd.read_parquet(f)
+        if not {"title", "text"} <= set(part.columns):
+            raise ValueError(f"{f} lacks the 'title' and 'text' columns")
+        frames.append(part[["title", "text"]])
+    corpus = pd.concat(frames, ignore_index=True).dropna(subset=["text"])
+    corpus = corpus[corpus["text"].str.strip() != ""].reset_index(drop=True)
+    if corpus.empty:
+        raise ValueError(f"corpus under {root.resolve()} is empty: no row has any text")
+    return corpus
+
+
+def question_query(row: pd.Series) -> str:
+    """The retrieval query of a question: its prompt followed by its five options."""
+    return " ".join([row["prompt"], *(str(row[c]) for c in LETTERS)])

@@ -1,0 +1,180 @@
+"""Dense (sentence-transformers + FAISS), sparse (BM25) and hybrid (reciprocal rank fusion) retrieval.
+
+Each index is saved with the passage table it was built from, and is found again by a content
+hash of its inputs and settings (see `shared`-style `stage_dir`), so a changed corpus or config
+builds a new index instead of silently reusing a stale one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared.models import resolve_model_path
+
+
+def content_key(*parts: Any) -> str:
+    """A short stable hash of JSON-able parts (input fingerprints, config nodes)."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def stage_dir(cache_root: str | Path, stage: str, key: str) -> Path:
+    """`cache_root/stage-key`: a stage's outputs live there; a new key means a new folder."""
+    return Path(cache_root) / f"{stage}-{key}"
+
+
+class DenseIndex:
+    """Normalised sentence embeddings in FAISS (inner product = cosine)."""
+
+    def __init__(
+        self,
+        encoder: str,
+        index_type: str = "flat",
+        nlist: int = 1024,
+        nprobe: int = 16,
+        hnsw_m: int = 32,
+        batch_size: int = 64,
+        device: str | None = None,
+    ) -> None:
+        self.encoder_name = encoder
+        self.index_type, self.nlist, self.nprobe, self.hnsw_m = index_type, nlist, nprobe, hnsw_m
+        self.batch_size = batch_size
+        self.device = device
+        self._encoder = None
+        self.index = None
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            self._encoder = SentenceTransformer(
+                resolve_model_path(self.encoder_name), device=device
+            )
+            if device == "cuda":
+                self._encoder.half()
+        return self._encoder
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        vecs = self.encoder.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def build(self, texts: Sequence[str]) -> DenseIndex:
+        vectors = self.embed(texts)
+        self.index = build_faiss_index(vectors, self.index_type, self.nlist, self.hnsw_m)
+        return self
+
+    def search(self, queries: Sequence[str], k: int) -> np.ndarray:
+        """(n_queries, k) passage indices, best first (-1 where fewer than k exist)."""
+        import faiss
+
+        if hasattr(self.index, "nprobe"):
+            faiss.extract_index_ivf(self.index).nprobe = self.nprobe
+        _, idx = self.index.search(self.embed(queries), k)
+        return idx
+
+    def save(self, folder: Path) -> None:
+        import faiss
+
+        folder.mkdir(parents=True, exist_ok=True)
+        faiss.write_index(self.index, str(folder / "dense.faiss"))
+
+    def load(self, folder: Path) -> DenseIndex:
+        import faiss
+
+        self.index = faiss.read_index(str(folder / "dense.faiss"))
+        return self
+
+
+def build_faiss_index(vectors: np.ndarray, index_type: str, nlist: int = 1024, hnsw_m: int = 32):
+    """Flat (exact) for small corpora; IVF-Flat or HNSW for millions of passages."""
+    import faiss
+
+    dim = vectors.shape[1]
+    if index_type == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif index_type == "ivf":
+        nlist = max(1, min(nlist, len(vectors) // 39))  # FAISS wants ~39 points per centroid
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(vectors)
+    elif index_type == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    else:
+        raise ValueError(f"retriever.dense.index must be flat, ivf or hnsw, got {index_type!r}")
+    index.add(vectors)
+    return index
+
+
+class SparseIndex:
+    """BM25 over lower-cased word tokens with English stop words removed (bm25s)."""
+
+    def __init__(self, k1: float = 1.5, b: float = 0.75) -> None:
+        self.k1, self.b = k1, b
+        self.bm25 = None
+
+    @staticmethod
+    def _tokens(texts: Sequence[str]) -> list[list[str]]:
+        import bm25s
+
+        return bm25s.tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)
+
+    def build(self, texts: Sequence[str]) -> SparseIndex:
+        import bm25s
+
+        self.bm25 = bm25s.BM25(k1=self.k1, b=self.b)
+        self.bm25.index(self._tokens(texts), show_progress=False)
+        return self
+
+    def search(self, queries: Sequence[str], k: int) -> np.ndarray:
+        vocab = self.bm25.vocab_dict
+        tokens = [
+            [t for t in q if t in vocab] or [next(iter(vocab))] for q in self._tokens(queries)
+        ]
+        k = min(k, self.bm25.scores["num_docs"])
+        idx, _ = self.bm25.retrieve(tokens, k=k, show_progress=False, n_threads=1)
+        return np.asarray(idx)
+
+    def save(self, folder: Path) -> None:
+        self.bm25.save(str(folder / "bm25"), show_progress=False)
+
+    def load(self, folder: Path) -> SparseIndex:
+        import bm25s
+
+        self.bm25 = bm25s.BM25.load(str(folder / "bm25"), show_progress=False)
+        return self
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[np.ndarray], weights: Sequence[float], k: int, rrf_k: float = 60.0
+) -> np.ndarray:
+    """Fuse per-query rankings: score(p) = sum_i w_i / (rrf_k + rank_i(p)); top k per query."""
+    n = rankings[0].shape[0]
+    out = np.full((n, k), -1, dtype=np.int64)
+    for q in range(n):
+        scores: dict[int, float] = {}
+        for ranking, w in zip(rankings, weights):
+            for rank, pid in enumerate(ranking[q]):
+                if pid >= 0:
+                    scores[int(pid)] = scores.get(int(pid), 0.0) + w / (rrf_k + rank + 1)
+        best = sorted(scores, key=lambda p: (-scores[p], p))[:k]
+        out[q, : len(best)] = best
+    return out
+
+
+def recall_at_k(hits: np.ndarray, k: int) -> float:
+    """Share of queries with a relevant passage in the first k; `hits` is (n, K) booleans."""
+    return float(hits[:, :k].any(axis=1).mean())
