@@ -13,6 +13,7 @@ SCHEMAS = {
     "tabular_gbm": "projects.tabular_gbm.config:TabularGBMConfig",
     "image_classifier": "projects.image_classifier.config:ImageClassifierConfig",
     "retrieval_qa": "projects.retrieval_qa.config:RetrievalQAConfig",
+    "captioning": "projects.captioning.config:CaptioningConfig",
 }
 
 

@@ -1,0 +1,61 @@
+"""The registered model: images (base64 JPEG/PNG strings) in, captions out."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import mlflow.pyfunc
+import pandas as pd
+import torch
+
+from projects.captioning.data import image_transform
+from projects.captioning.decoder import DecoderConfig
+from projects.captioning.generate import beam_search
+from projects.captioning.model import Captioner
+from projects.captioning.tokenizer import CaptionTokenizer
+from shared.images import decode_image
+
+
+def save_bundle(folder: Path, model: Captioner, tokenizer: CaptionTokenizer, meta: dict) -> None:
+    """Weights, tokenizer and everything needed to rebuild and run the model."""
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), folder / "model.pt")
+    tokenizer.save(folder)
+    (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+
+
+def load_bundle(folder: Path) -> tuple[Captioner, CaptionTokenizer, dict]:
+    meta = json.loads((folder / "meta.json").read_text())
+    model = Captioner(meta["encoder"], False, DecoderConfig(**meta["decoder"]))
+    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu"))
+    return model.eval(), CaptionTokenizer.load(folder), meta
+
+
+class CaptionModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context) -> None:
+        self.model, self.tokenizer, self.meta = load_bundle(Path(context.artifacts["bundle"]))
+        m = self.meta
+        self.transform = image_transform(m["image_size"], False, m["mean"], m["std"])
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.Series:  # noqa: ARG002
+        images = torch.stack(
+            [
+                self.transform(decode_image(base64.b64decode(b), f"row {i}"))
+                for i, b in enumerate(model_input["image"])
+            ]
+        )
+        with torch.no_grad():
+            memory = self.model.encoder(images)
+        d = self.meta["decoding"]
+        ids = beam_search(
+            self.model.decoder,
+            memory,
+            self.tokenizer.bos_id,
+            self.tokenizer.eos_id,
+            d["max_len"],
+            d["beam_size"],
+            d["length_penalty"],
+        )
+        return pd.Series([self.tokenizer.decode(i) for i in ids], name="caption")
