@@ -36,6 +36,16 @@ class TrackingConfig:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class OptimConfig:
+    """AdamW with linear warmup then cosine decay (`shared.lightning.adamw_warmup_cosine`)."""
+
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.05
+    min_lr_factor: float = 0.05
+
+
 def validate(cfg: DictConfig, schema: type[T]) -> T:
     """Return `cfg` merged into `schema` (typed, read-only), or raise ConfigError naming the key."""
     try:

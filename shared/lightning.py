@@ -108,3 +108,16 @@ def warmup_cosine(
         return (step + 1) / max(1, warmup_steps)
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
     return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def adamw_warmup_cosine(module: L.LightningModule, optim: dict, betas=(0.9, 0.999)) -> dict:
+    """`configure_optimizers` of every torch project: AdamW, per-step warmup + cosine."""
+    opt = torch.optim.AdamW(
+        module.parameters(), lr=optim["lr"], weight_decay=optim["weight_decay"], betas=betas
+    )
+    total = max(1, int(module.trainer.estimated_stepping_batches))
+    warmup = int(optim["warmup_fraction"] * total)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: warmup_cosine(step, warmup, total, optim["min_lr_factor"])
+    )
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

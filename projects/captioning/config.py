@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.config import PathsConfig, TrackingConfig
+from shared.config import OptimConfig, PathsConfig, TrackingConfig
 
 
 @dataclass
@@ -63,14 +63,6 @@ class DecodingConfig:
     length_penalty: float = 0.7
     max_len: int = 30
     eval_batch_size: int = 64
-
-
-@dataclass
-class OptimConfig:
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    warmup_fraction: float = 0.05
-    min_lr_factor: float = 0.05
 
 
 @dataclass

@@ -10,7 +10,7 @@ from projects.captioning.decoder import DecoderConfig, GPT2Decoder, load_hf_gpt2
 
 
 class ImageEncoder(nn.Module):
-    """A timm backbone's feature grid (CNN) or token sequence (ViT), projected to the decoder width."""
+    """A timm backbone's feature grid (CNN) or tokens (ViT), projected to the decoder width."""
 
     def __init__(self, name: str, pretrained: bool, out_dim: int) -> None:
         super().__init__()

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from projects.captioning.model import Captioner
-from shared.lightning import warmup_cosine
+from shared.lightning import adamw_warmup_cosine
 
 
 def caption_loss(
@@ -55,15 +55,4 @@ class CaptionModule(L.LightningModule):
         self.log("val_loss", self._loss(batch), on_epoch=True, prog_bar=True)
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(
-            self.parameters(),
-            lr=self.optim["lr"],
-            weight_decay=self.optim["weight_decay"],
-            betas=(0.9, 0.98),
-        )
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = int(self.optim["warmup_fraction"] * total)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: warmup_cosine(s, warmup, total, self.optim["min_lr_factor"])
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return adamw_warmup_cosine(self, self.optim, betas=(0.9, 0.98))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.config import PathsConfig, TrackingConfig
+from shared.config import OptimConfig, PathsConfig, TrackingConfig
 from shared.datasets.isic2024 import IsicDataConfig
 
 
@@ -55,14 +55,6 @@ class CVConfig:
     folds: list[int] | None = None
     tta: bool = True
     min_tpr: float = 0.8
-
-
-@dataclass
-class OptimConfig:
-    lr: float = 3e-4
-    weight_decay: float = 1e-2
-    warmup_fraction: float = 0.1
-    min_lr_factor: float = 0.01
 
 
 @dataclass

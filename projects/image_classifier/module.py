@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from projects.image_classifier.model import LesionClassifier
-from shared.lightning import warmup_cosine
+from shared.lightning import adamw_warmup_cosine
 from shared.metrics import pauc_above_tpr, roc_auc
 
 
@@ -58,11 +58,4 @@ class LesionModule(L.LightningModule):
         self.log("val_roc_auc", auc, prog_bar=True, sync_dist=False)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        cfg = self.optim_cfg
-        opt = torch.optim.AdamW(self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = int(cfg["warmup_fraction"] * total)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: warmup_cosine(step, warmup, total, cfg["min_lr_factor"])
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return adamw_warmup_cosine(self, self.optim_cfg)

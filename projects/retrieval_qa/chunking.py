@@ -10,7 +10,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split on sentence-ending punctuation followed by a capital; keeps abbreviations mostly intact."""
+    """Split where sentence-ending punctuation is followed by a capital letter or a digit."""
     return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
 
 

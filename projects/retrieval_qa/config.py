@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.config import PathsConfig, TrackingConfig
+from shared.config import OptimConfig, PathsConfig, TrackingConfig
 
 
 @dataclass
@@ -49,6 +49,7 @@ class RetrieverConfig:
     nlist: int = 4096
     nprobe: int = 32
     hnsw_m: int = 32
+    ef_search: int = 64
     bm25: BM25Config = field(default_factory=BM25Config)
     candidates: int = 20
     weights: dict[str, float] = field(default_factory=lambda: {"dense": 1.0, "sparse": 1.0})
@@ -63,14 +64,6 @@ class ReaderConfig:
     max_length: int = 384
     batch_size: int = 2
     eval_batch_size: int = 8
-
-
-@dataclass
-class OptimConfig:
-    lr: float = 2e-5
-    weight_decay: float = 0.01
-    warmup_fraction: float = 0.1
-    min_lr_factor: float = 0.05
 
 
 @dataclass

@@ -35,7 +35,8 @@ def read_questions(path: str | Path, require_answer: bool) -> pd.DataFrame:
         empty = [c for c in ["prompt", *LETTERS] if not str(row[c]).strip()]
         if empty:
             raise BadQuestionError(
-                f"{path.name} row {i} (id {row['id']}): empty {', '.join(empty)}; five options needed"
+                f"{path.name} row {i} (id {row['id']}): empty {', '.join(empty)}; "
+                "five options needed"
             )
     if require_answer or "answer" in df.columns:
         if "answer" not in df.columns:

@@ -53,6 +53,7 @@ class Retriever:
                     "encoder": self.dense.encoder_name,
                     "index_type": self.dense.index_type,
                     "nprobe": self.dense.nprobe,
+                    "ef_search": self.dense.ef_search,
                     "candidates": self.candidates,
                     "weights": self.weights,
                     "rrf_k": self.rrf_k,
@@ -64,7 +65,9 @@ class Retriever:
     @classmethod
     def load(cls, folder: Path) -> Retriever:
         meta = json.loads((folder / "retriever.json").read_text())
-        dense = DenseIndex(meta["encoder"], meta["index_type"], nprobe=meta["nprobe"]).load(folder)
+        dense = DenseIndex(
+            meta["encoder"], meta["index_type"], nprobe=meta["nprobe"], ef_search=meta["ef_search"]
+        ).load(folder)
         return cls(
             pd.read_parquet(folder / "passages.parquet"),
             dense,

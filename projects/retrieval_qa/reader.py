@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from projects.retrieval_qa.data import LETTERS
-from shared.lightning import warmup_cosine
+from shared.lightning import adamw_warmup_cosine
 from shared.metrics import map_at_k
 from shared.models import resolve_model_path
 
@@ -98,15 +98,7 @@ class ReaderModule(L.LightningModule):
         self.log("val_map3", map_at_k(labels, ranked_letters(logits)), prog_bar=True)
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(
-            self.parameters(), lr=self.optim["lr"], weight_decay=self.optim["weight_decay"]
-        )
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = int(self.optim["warmup_fraction"] * total)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: warmup_cosine(s, warmup, total, self.optim["min_lr_factor"])
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return adamw_warmup_cosine(self, self.optim)
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Dense (sentence-transformers + FAISS), sparse (BM25) and hybrid (reciprocal rank fusion) retrieval.
+"""Dense (sentence-transformers + FAISS), sparse (BM25) and hybrid (rank fusion) retrieval.
 
 Each index is saved with the passage table it was built from, and is found again by a content
 hash of its inputs and settings (see `shared`-style `stage_dir`), so a changed corpus or config
@@ -41,9 +41,11 @@ class DenseIndex:
         hnsw_m: int = 32,
         batch_size: int = 64,
         device: str | None = None,
+        ef_search: int = 64,
     ) -> None:
         self.encoder_name = encoder
         self.index_type, self.nlist, self.nprobe, self.hnsw_m = index_type, nlist, nprobe, hnsw_m
+        self.ef_search = ef_search
         self.batch_size = batch_size
         self.device = device
         self._encoder = None
@@ -82,8 +84,10 @@ class DenseIndex:
         """(n_queries, k) passage indices, best first (-1 where fewer than k exist)."""
         import faiss
 
-        if hasattr(self.index, "nprobe"):
+        if self.index_type == "ivf":
             faiss.extract_index_ivf(self.index).nprobe = self.nprobe
+        elif self.index_type == "hnsw":
+            self.index.hnsw.efSearch = self.ef_search
         _, idx = self.index.search(self.embed(queries), k)
         return idx
 

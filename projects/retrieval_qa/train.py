@@ -67,7 +67,9 @@ def build_retriever(cfg: RetrievalQAConfig) -> tuple[Retriever, dict]:
         passages.to_parquet(p_dir / "passages.parquet", index=False)
         stats.update(passages_cached=False, n_articles=len(corpus))
     r = cfg.retriever
-    dense = DenseIndex(r.encoder, r.index, r.nlist, r.nprobe, r.hnsw_m, r.batch_size)
+    dense = DenseIndex(
+        r.encoder, r.index, r.nlist, r.nprobe, r.hnsw_m, r.batch_size, ef_search=r.ef_search
+    )
     d_dir = stage_dir(
         cfg.cache_dir, "dense", content_key(p_key, r.encoder, r.index, r.nlist, r.hnsw_m)
     )
@@ -208,6 +210,7 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
             ),
             "val": DataLoader(as_dataset(enc["val"], val), batch_size=cfg.reader.eval_batch_size),
         }
+        model.train()  # from_pretrained returns eval mode; Lightning keeps module modes
         module = ReaderModule(model, keys, OmegaConf.to_container(cfg.optim))
         with tempfile.TemporaryDirectory() as tmp:
             trainer, _ = build_trainer(cfg.trainer, default_root_dir=tmp)

@@ -1,0 +1,45 @@
+"""Lightning DDP under Hydra: 2 CPU processes (gloo) share one output folder and one MLflow run."""
+
+import os
+import subprocess
+import sys
+
+import mlflow
+
+from tests.conftest import REPO
+
+
+def test_ddp_on_two_cpu_processes_logs_one_run_in_one_folder(tmp_path):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": store,
+        "MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "projects.image_classifier.train",
+        "trainer=ddp_cpu",
+        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.output_dir={tmp_path / 'outputs'}",
+        "data.synthetic.n_patients=30",
+        "data.synthetic.mean_lesions=15",
+        "data.synthetic.positive_rate=0.08",
+        "data.synthetic.image_size=32",
+        "loader.image_size=32",
+        "trainer.max_epochs=1",
+        "cv.folds=[0]",
+        "tracking.register=false",
+    ]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dirs = list((tmp_path / "outputs" / "image_classifier").iterdir())
+    assert len(run_dirs) == 1, run_dirs  # no second folder for rank 1
+    client = mlflow.MlflowClient(tracking_uri=store)
+    exp = client.get_experiment_by_name("image_classifier")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert parents[0].data.metrics["n_folds_done"] == 1
+    assert len(runs) == 2  # the parent and fold 0, logged by rank 0 only
