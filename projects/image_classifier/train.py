@@ -230,6 +230,7 @@ def run(raw_cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[st
                 part.to_csv(fold_dir / "oof.csv", index=False)
                 parts.append(part)
                 best_paths[k] = fs["best_checkpoint"] = ckpt.best_model_path
+                fs["best_val_roc_auc"] = fold_metrics["best_val_roc_auc"]
                 fs["done"] = True
                 state.save()
         if run is None:  # DDP worker: rank 0 writes and logs the results
@@ -237,9 +238,12 @@ def run(raw_cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[st
 
         oof = pd.concat(parts, ignore_index=True)
         y, s = oof[isic.TARGET].to_numpy(), oof["score"].to_numpy()
+        fold_aucs = [state.fold(k)["best_val_roc_auc"] for k in folds]
         summary = {
             "oof_roc_auc": roc_auc(y, s),
             "oof_pauc": pauc_above_tpr(y, s, cfg.cv.min_tpr),
+            "fold_val_roc_auc_mean": float(np.mean(fold_aucs)),  # mean of each fold's best
+            "fold_val_roc_auc_std": float(np.std(fold_aucs)),
             "n_folds_done": float(len(parts)),
         }
         oracle = isic.read_oracle(cfg.data.dir)

@@ -63,4 +63,8 @@ def join_image_oof(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
             f"folds of {path} disagree with this data set's fold file for {int(mismatch.sum())} "
             f"lesions (e.g. {first}); train image_classifier on the same folds file"
         )
-    return merged.drop(columns=[f"{FOLD_COLUMN}_image"]).rename(columns={"score": IMAGE_SCORE})
+    merged = merged.drop(columns=[f"{FOLD_COLUMN}_image"])
+    # Each fold's scores come from a different image model with its own calibration; the
+    # percentile within the fold puts them on one scale (at predict time: within the batch).
+    merged[IMAGE_SCORE] = merged.groupby(FOLD_COLUMN)["score"].rank(pct=True)
+    return merged.drop(columns=["score"])

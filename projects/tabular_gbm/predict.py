@@ -42,9 +42,8 @@ def main(argv: list[str] | None = None) -> Path:
     metadata = isic.read_metadata(args.input, train=False)
     if args.image_oof:
         scores = pd.read_csv(args.image_oof)[[isic.ID, "score"]]
-        metadata = metadata.merge(
-            scores.rename(columns={"score": IMAGE_SCORE}), on=isic.ID, how="left"
-        )
+        scores[IMAGE_SCORE] = scores["score"].rank(pct=True)  # one model: rank within the batch
+        metadata = metadata.merge(scores[[isic.ID, IMAGE_SCORE]], on=isic.ID, how="left")
     sub = predict(metadata, args.model)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     sub.to_csv(args.output, index=False)
