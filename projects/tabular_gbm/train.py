@@ -85,7 +85,9 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
         tags=cfg.tracking.tags,
     ) as run:
         oof = {m: np.zeros(len(df)) for m in SCORED}
-        fold_scores: dict[str, list[float]] = {f"{m}_pauc": [] for m in SCORED}
+        fold_scores: dict[str, list[float]] = {
+            f"{m}_{k}": [] for m in SCORED for k in ("pauc", "roc_auc")
+        }
         for fold in sorted(np.unique(folds)):
             tr, va = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
             with tracking.start_run(
@@ -102,7 +104,8 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
                     oof[m][va] = preds[m]
                     for k, v in score(y[va], preds[m], min_tpr).items():
                         metrics[f"{m}_{k}"] = v
-                    fold_scores[f"{m}_pauc"].append(metrics[f"{m}_pauc"])
+                    for k in ("pauc", "roc_auc"):
+                        fold_scores[f"{m}_{k}"].append(metrics[f"{m}_{k}"])
                 tracking.log_metrics(metrics)
                 log.info("fold %d: ensemble pAUC %.4f", fold, metrics["ensemble_pauc"])
 
@@ -111,8 +114,9 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
             overall = score(y, oof[m], min_tpr)
             summary[f"{m}_oof_pauc"] = overall["pauc"]
             summary[f"{m}_oof_roc_auc"] = overall["roc_auc"]
-            summary[f"{m}_fold_pauc_mean"] = float(np.mean(fold_scores[f"{m}_pauc"]))
-            summary[f"{m}_fold_pauc_std"] = float(np.std(fold_scores[f"{m}_pauc"]))
+            for k in ("pauc", "roc_auc"):
+                summary[f"{m}_fold_{k}_mean"] = float(np.mean(fold_scores[f"{m}_{k}"]))
+                summary[f"{m}_fold_{k}_std"] = float(np.std(fold_scores[f"{m}_{k}"]))
         summary["oof_pauc"] = summary["ensemble_oof_pauc"]
         summary["oof_roc_auc"] = summary["ensemble_oof_roc_auc"]
         feat_name, summary["best_single_feature_pauc"] = best_single_feature(df, y, min_tpr)

@@ -41,6 +41,7 @@ def test_smoke_pipeline_logs_metrics_and_registers_the_model(tiny_run):
         "lightgbm_oof_pauc",
         "catboost_oof_pauc",
         "ensemble_fold_pauc_std",
+        "ensemble_fold_roc_auc_mean",
         "oracle_pauc",
         "oracle_ratio",
         "best_single_feature_pauc",
