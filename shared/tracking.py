@@ -316,7 +316,8 @@ def announce(run: Any, metric: str, value: float) -> None:
     """Print where the run logged and its headline metric (every entry point ends with this)."""
     mlflow = _mlflow()
     exp = mlflow.get_experiment(run.info.experiment_id)
-    mlflow.set_tag("headline_metric", metric) if mlflow.active_run() else None
+    if mlflow.active_run():
+        mlflow.set_tag("headline_metric", metric)
     print(
         f"MLflow: experiment '{exp.name}' run {run.info.run_id} ({tracking_uri()})\n"
         f"{metric} = {value:.4f}",

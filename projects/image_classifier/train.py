@@ -7,7 +7,6 @@ Restart an interrupted run with the same folder: `run_dir=outputs/x resume=true`
 from __future__ import annotations
 
 import json
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -264,14 +263,13 @@ def run(raw_cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[st
             best_paths[first], map_location="cpu"
         ).model.eval()
         example = np.zeros((1, 3, cfg.loader.image_size, cfg.loader.image_size), np.float32)
-        with tempfile.TemporaryDirectory():
-            info = mlflow.pytorch.log_model(
-                model,
-                name="model",
-                input_example=example,
-                serialization_format="pickle",
-                pip_requirements=["torch", "timm"],
-            )
+        info = mlflow.pytorch.log_model(
+            model,
+            name="model",
+            input_example=example,
+            serialization_format="pickle",
+            pip_requirements=["torch", "timm"],
+        )
         mlflow.set_tags({"model_uri": info.model_uri, "model_fold": str(first)})
         if cfg.tracking.register:
             version, promoted = tracking.register_if_better(

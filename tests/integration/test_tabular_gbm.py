@@ -97,3 +97,22 @@ def test_image_oof_with_other_folds_fails_clearly(tiny_run, tmp_path):
 def _write(df, path):
     df.to_csv(path, index=False)
     return path
+
+
+def test_results_table_reads_the_latest_smoke_run(tiny_run):
+    from shared.report import latest_runs
+
+    _, metrics, _ = tiny_run
+    rows = [r for r in latest_runs("smoke") if r["project"] == "tabular_gbm"]
+    assert rows and rows[0]["metric"] == "oof_pauc"
+    assert rows[0]["value"] == pytest.approx(metrics["oof_pauc"])
+    assert rows[0]["status"] == "FINISHED"
+
+
+def test_same_seed_config_and_data_give_the_same_metrics(tiny_run):
+    cfg, metrics, data_root = tiny_run
+    again = run(
+        compose("tabular_gbm", [*TINY, f"paths.data_dir={data_root}", "tracking.register=false"])
+    )
+    assert again["oof_pauc"] == metrics["oof_pauc"]
+    assert again["catboost_oof_roc_auc"] == metrics["catboost_oof_roc_auc"]
