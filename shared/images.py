@@ -7,7 +7,7 @@ names the image id in every error, so a corrupt record among 400k is findable.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -100,14 +100,23 @@ class FolderImageStore:
         return decode_image(self.read_bytes(image_id), image_id, self.max_pixels)
 
 
-def write_hdf5_jpegs(path: str | Path, images: dict[str, np.ndarray], quality: int = 90) -> None:
-    """Write uint8 HxWx3 arrays as JPEG bytes keyed by id, in the ISIC 2024 layout."""
+def write_hdf5_jpegs(
+    path: str | Path,
+    images: Mapping[str, np.ndarray] | Iterable[tuple[str, np.ndarray]],
+    quality: int = 90,
+) -> None:
+    """Write uint8 HxWx3 arrays as JPEG bytes keyed by id, in the ISIC 2024 layout.
+
+    `images` may be a mapping or a lazy iterable of (id, array) pairs, so a large set is
+    encoded one image at a time instead of held in memory.
+    """
     import h5py
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    pairs = images.items() if isinstance(images, Mapping) else images
     with h5py.File(path, "w") as f:
-        for image_id, arr in images.items():
+        for image_id, arr in pairs:
             buf = io.BytesIO()
             Image.fromarray(arr).save(buf, format="JPEG", quality=quality)
             f.create_dataset(image_id, data=np.bytes_(buf.getvalue()))

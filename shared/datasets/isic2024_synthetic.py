@@ -15,14 +15,13 @@ known.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from shared.datasets import isic2024 as isic
+from shared.images import write_hdf5_jpegs
 
 LOCATIONS = {
     "head/neck": [("Head & Neck", "Head & Neck")],
@@ -257,8 +256,6 @@ def write_dataset(
     seed: int = 0,
 ) -> Path:
     """Write train/test metadata CSVs, HDF5 JPEG stores, sample submission and the oracle file."""
-    import h5py
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     df = generate_metadata(n_patients, mean_lesions, positive_rate, seed)
@@ -270,11 +267,10 @@ def write_dataset(
     is_test = df[isic.PATIENT].isin(test_patients).to_numpy()
 
     for split, frame in (("train", df[~is_test]), ("test", df[is_test])):
-        with h5py.File(out / f"{split}-image.hdf5", "w") as h5:
-            for _, row in frame.iterrows():
-                buf = io.BytesIO()
-                Image.fromarray(render_lesion(row, image_size, rng)).save(buf, "JPEG", quality=90)
-                h5.create_dataset(row[isic.ID], data=np.bytes_(buf.getvalue()))
+        write_hdf5_jpegs(
+            out / f"{split}-image.hdf5",
+            ((row[isic.ID], render_lesion(row, image_size, rng)) for _, row in frame.iterrows()),
+        )
         public = frame[[c for c in isic.TRAIN_COLUMNS if c in frame.columns]]
         if split == "test":
             public = public.drop(columns=[isic.TARGET, *isic.TRAIN_ONLY])
