@@ -17,7 +17,7 @@ ALL_PROJECTS := tabular_gbm image_classifier retrieval_qa captioning
 SMOKE_IMAGE_OOF := data/oof/image_classifier_isic2024-smoke.csv
 PROJECTS := $(foreach p,$(ALL_PROJECTS),$(if $(wildcard projects/$(p)/train.py),$(p)))
 
-.PHONY: help setup smoke test test-all lint format mlflow-ui clean clean-all report benchmarks \
+.PHONY: help setup smoke test test-slow test-all lint format mlflow-ui clean clean-all report benchmarks \
 	tabular-gbm-smoke tabular-gbm image-classifier-smoke image-classifier \
 	retrieval-qa-smoke retrieval-qa captioning-smoke captioning stacking-smoke lock
 
@@ -55,6 +55,9 @@ report: $(STAMP) ## Print the latest run of each project (headline metric, run i
 
 test: $(STAMP) ## Run the test suite (everything but tests marked slow)
 	$(PY) -m pytest -m "not slow" -q
+
+test-slow: $(STAMP) ## Run only the tests marked slow (CI runs them after make test)
+	$(PY) -m pytest -m slow -q
 
 test-all: $(STAMP) ## Run every test, slow ones included
 	$(PY) -m pytest -q

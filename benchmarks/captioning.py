@@ -18,6 +18,7 @@ from benchmarks._util import report  # noqa: E402
 from projects.captioning.decoder import DecoderConfig, GPT2Decoder  # noqa: E402
 from projects.captioning.generate import beam_search, greedy  # noqa: E402
 from projects.captioning.model import Captioner  # noqa: E402
+from shared.device import select_device  # noqa: E402
 
 SIZES = {
     "smoke": dict(n_layer=2, n_head=4, n_embd=128, vocab_size=400),
@@ -32,9 +33,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--beam", type=int, default=3)
     args = parser.parse_args()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = select_device().torch_device
     torch.manual_seed(0)
-    cfg = DecoderConfig(**SIZES[args.size], n_positions=64, dropout=0.0)
+    cfg = DecoderConfig(
+        **SIZES[args.size],
+        n_positions=64,
+        dropout=0.0,
+        cross_attention=True,
+        layer_norm_eps=1e-5,
+        init=None,
+    )
     dec = GPT2Decoder(cfg).eval().to(device)
     memory = torch.randn(args.batch, 49, cfg.n_embd, device=device)
     eos = cfg.vocab_size + 1  # never produced: every run decodes exactly --tokens tokens

@@ -20,10 +20,11 @@ from omegaconf import OmegaConf  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from benchmarks._util import report  # noqa: E402
-from projects.image_classifier.config import AugmentConfig  # noqa: E402
 from projects.image_classifier.data import LesionDataset, build_transforms  # noqa: E402
 from projects.image_classifier.model import LesionClassifier  # noqa: E402
+from shared import REPO_ROOT  # noqa: E402
 from shared.datasets.isic2024_synthetic import ensure_dataset  # noqa: E402
+from shared.device import select_device  # noqa: E402
 from shared.images import HDF5ImageStore  # noqa: E402
 
 
@@ -57,12 +58,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--data", default="data/smoke/isic2024")
     args = parser.parse_args()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = select_device().torch_device
     bf16 = device == "cuda"
     data = ensure_dataset(args.data)
     ids = pd.read_csv(data / "train-metadata.csv", usecols=["isic_id"])["isic_id"].tolist()
     store = HDF5ImageStore(data / "train-image.hdf5")
-    aug = OmegaConf.structured(AugmentConfig)
+    aug = OmegaConf.load(REPO_ROOT / "configs/image_classifier/loader/default.yaml").augment
     ds = LesionDataset(ids, [0.0] * len(ids), store, build_transforms(aug, args.size, True))
     n = args.batch * (args.steps + 1)
     loader = DataLoader(
@@ -80,7 +81,9 @@ def main() -> None:
             break
     load_rate = n / (time.perf_counter() - t0)
 
-    model = LesionClassifier(args.backbone, pretrained=False).to(device)
+    model = LesionClassifier(
+        backbone=args.backbone, pretrained=False, gem_p=3.0, gem_eps=1e-6, dropout=0.2
+    ).to(device)
     model = model.to(memory_format=torch.channels_last)
     fake = [(torch.randn(args.batch, 3, args.size, args.size), torch.rand(args.batch))] * (
         args.steps + 1

@@ -22,28 +22,48 @@ class ConfigError(ValueError):
 
 @dataclass
 class PathsConfig:
-    root_dir: str = "."
-    data_dir: str = "data"
-    output_dir: str = "outputs"
+    root_dir: str
+    data_dir: str
+    output_dir: str
 
 
 @dataclass
 class TrackingConfig:
-    experiment: str = "default"
-    run_name: str | None = None
-    headline_metric: str = "score"
-    register: bool = True
-    tags: dict[str, str] = field(default_factory=dict)
+    experiment: str
+    run_name: str | None
+    headline_metric: str
+    model_name: str  # the registered model: <project>-<data set name>
+    register: bool
+    tags: dict[str, str]
 
 
 @dataclass
 class OptimConfig:
     """AdamW with linear warmup then cosine decay (`shared.lightning.adamw_warmup_cosine`)."""
 
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    warmup_fraction: float = 0.05
-    min_lr_factor: float = 0.05
+    lr: float
+    weight_decay: float
+    warmup_fraction: float
+    min_lr_factor: float
+
+
+@dataclass
+class TrainerConfig:
+    """The Lightning Trainer arguments we set (configs/common/trainer); a typo fails at start-up."""
+
+    accelerator: str
+    precision: str
+    devices: Any  # an int, a list of ids or "auto": Lightning's own types
+    strategy: str
+    num_nodes: int
+    max_epochs: int
+    accumulate_grad_batches: int
+    gradient_clip_val: float | None
+    log_every_n_steps: int
+    num_sanity_val_steps: int
+    enable_progress_bar: bool
+    deterministic: bool
+    sync_batchnorm: bool
 
 
 def validate(cfg: DictConfig, schema: type[T]) -> T:
@@ -55,6 +75,9 @@ def validate(cfg: DictConfig, schema: type[T]) -> T:
         key = getattr(exc, "full_key", None) or "?"
         msg = getattr(exc, "msg", str(exc)).splitlines()[0]
         raise ConfigError(f"config key '{key}': {msg}") from None
+    missing = sorted(OmegaConf.missing_keys(merged))
+    if missing:
+        raise ConfigError(f"config key(s) without a value: {', '.join(missing)}")
     OmegaConf.set_readonly(merged, True)
     return merged  # type: ignore[return-value]
 
@@ -79,6 +102,8 @@ __all__ = [
     "ConfigError",
     "PathsConfig",
     "TrackingConfig",
+    "TrainerConfig",
+    "OptimConfig",
     "validate",
     "require_dir",
     "to_dict",

@@ -16,12 +16,10 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from shared import tracking
+from shared.config import to_dict
 from shared.device import select_device
 
-
-def is_rank_zero() -> bool:
-    """True on the process that owns tracking (rank 0, or the only process)."""
-    return tracking._is_rank_zero()
+is_rank_zero = tracking.is_rank_zero
 
 
 class MLflowMetrics(Callback):
@@ -71,7 +69,7 @@ def build_trainer(
     `trainer_cfg` holds Lightning Trainer arguments (`accelerator`, `devices`, `strategy`,
     `precision`, `max_epochs`, ...); `auto` accelerator/precision follow `shared.device`.
     """
-    kwargs = dict(trainer_cfg)
+    kwargs = to_dict(trainer_cfg)
     choice = select_device(kwargs.pop("accelerator", "auto"), kwargs.pop("precision", "auto"))
     callbacks: list[Callback] = [MLflowMetrics(metric_prefix), *(extra_callbacks or [])]
     ckpt = None

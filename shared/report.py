@@ -10,14 +10,14 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
-from shared.tracking import _mlflow
+from shared.tracking import get_mlflow
 
 PROJECTS = ("tabular_gbm", "image_classifier", "retrieval_qa", "captioning")
 
 
 def latest_runs(experiment_tag: str | None = None) -> list[dict]:
     """One row per project that has a top-level run (optionally only `experiment=<tag>` runs)."""
-    mlflow = _mlflow()
+    mlflow = get_mlflow()
     rows = []
     for project in PROJECTS:
         exp = mlflow.get_experiment_by_name(project)

@@ -43,7 +43,8 @@ _VERSIONED_PACKAGES = (
 )
 
 
-def _is_rank_zero() -> bool:
+def is_rank_zero() -> bool:
+    """True on the process that owns tracking (rank 0 under DDP, or the only process)."""
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0
 
 
@@ -57,7 +58,8 @@ def artifact_root() -> Path:
     return Path(os.environ.get("MLFLOW_ARTIFACT_ROOT") or REPO_ROOT / "mlartifacts")
 
 
-def _mlflow():
+def get_mlflow():
+    """The `mlflow` module pointed at `tracking_uri()` (telemetry off)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     import mlflow
@@ -68,7 +70,7 @@ def _mlflow():
 
 def get_or_create_experiment(name: str) -> str:
     """Experiment id for `name`; local stores put its artifacts under `artifact_root()/name`."""
-    mlflow = _mlflow()
+    mlflow = get_mlflow()
     exp = mlflow.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
@@ -200,10 +202,10 @@ def start_run(
     tags and params. An exception marks the run FAILED with the error text (tag `error` and
     artifact `error.txt`) and is re-raised; a Ctrl-C marks it KILLED.
     """
-    if not _is_rank_zero():  # DDP workers train; rank 0 alone talks to MLflow
+    if not is_rank_zero():  # DDP workers train; rank 0 alone talks to MLflow
         yield None
         return
-    mlflow = _mlflow()
+    mlflow = get_mlflow()
     exp_id = get_or_create_experiment(experiment)
     run = mlflow.start_run(
         run_id=run_id,
@@ -257,9 +259,9 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
     """Log finite float metrics to the active run (non-finite ones are skipped with a warning)."""
     import math
 
-    if not _is_rank_zero():
+    if not is_rank_zero():
         return
-    mlflow = _mlflow()
+    mlflow = get_mlflow()
     clean = {}
     for k, v in metrics.items():
         v = float(v)
@@ -284,7 +286,7 @@ def register_if_better(
     The current champion's score is read from its run's `metric`. Returns (version, promoted).
     A tie keeps the old champion: a new version must be strictly better to take the alias.
     """
-    mlflow = _mlflow()
+    mlflow = get_mlflow()
     client = mlflow.MlflowClient()
     version = mlflow.register_model(model_uri, name).version
     client.set_model_version_tag(name, version, metric, str(value))
@@ -314,7 +316,7 @@ def register_if_better(
 
 def announce(run: Any, metric: str, value: float) -> None:
     """Print where the run logged and its headline metric (every entry point ends with this)."""
-    mlflow = _mlflow()
+    mlflow = get_mlflow()
     exp = mlflow.get_experiment(run.info.experiment_id)
     if mlflow.active_run():
         mlflow.set_tag("headline_metric", metric)
@@ -323,3 +325,59 @@ def announce(run: Any, metric: str, value: float) -> None:
         f"{metric} = {value:.4f}",
         flush=True,
     )
+
+
+def publish(
+    run: Any,
+    tracking_cfg: Any,
+    metrics: Mapping[str, float],
+    *,
+    python_model: Any,
+    artifacts: Mapping[str, str] | None = None,
+    input_example: Any = None,
+    pip_requirements: list[str] | None = None,
+    model_name: str | None = None,
+) -> str | None:
+    """The end of every pipeline: log the pyfunc, register it, tag the run, announce.
+
+    The registered model is `tracking.model_name` (or `model_name`); its `champion` alias moves
+    only when `metrics[tracking.headline_metric]` beats the current champion's. Returns the
+    logged model's URI (None on DDP workers, which log nothing).
+    """
+    if run is None:
+        return None
+    headline = tracking_cfg.headline_metric
+    if headline not in metrics:
+        raise KeyError(
+            f"tracking.headline_metric '{headline}' is not among the run's metrics: "
+            f"{sorted(metrics)}"
+        )
+    mlflow = get_mlflow()
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=python_model,
+        artifacts=dict(artifacts) if artifacts else None,
+        input_example=input_example,
+        pip_requirements=pip_requirements,
+    )
+    mlflow.set_tag("model_uri", info.model_uri)
+    if tracking_cfg.register:
+        name = model_name or tracking_cfg.model_name
+        version, promoted = register_if_better(info.model_uri, name, headline, metrics[headline])
+        mlflow.set_tags(
+            {"registered_model": name, "model_version": version, "champion": str(promoted).lower()}
+        )
+    announce(run, headline, metrics[headline])
+    return info.model_uri
+
+
+def load_registered_model(model_uri: str, make_target: str) -> Any:
+    """`mlflow.pyfunc.load_model(model_uri)`, or an error saying which `make` target creates it."""
+    mlflow = get_mlflow()
+    try:
+        return mlflow.pyfunc.load_model(model_uri)
+    except mlflow.exceptions.MlflowException as exc:
+        raise FileNotFoundError(
+            f"no model at {model_uri} in {tracking_uri()} ({exc.message.splitlines()[0]}). "
+            f"Create it with `{make_target}`, or pass --model-uri."
+        ) from None

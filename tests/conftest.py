@@ -1,8 +1,11 @@
-"""Shared fixtures: a temporary MLflow store and composing a project's real Hydra config."""
+"""Shared fixtures: a temporary MLflow store, and a project's real Hydra config composed with
+`experiment=smoke debug=tiny` into a temporary folder (`configs/<project>/debug/tiny.yaml`
+holds the tiny sizes, so tests and a quick manual check run the same thing)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,12 +37,35 @@ def mlflow_store(tmp_path_factory) -> Path:
             os.environ[k] = v
 
 
-def compose(project: str, overrides: list[str] | None = None):
-    """The project's real config, composed as `python -m projects.<project>.train` would."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+def _compose(project: str, overrides: list[str]):
+    from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(REPO / "configs" / project), version_base="1.3"):
-        return hydra_compose(config_name="train", overrides=overrides or [])
+        return compose(config_name="train", overrides=overrides)
+
+
+@pytest.fixture(scope="session")
+def project_config() -> Callable:
+    """`project_config(project, *overrides)`: the real config, as the entry point composes it."""
+    return lambda project, *overrides: _compose(project, list(overrides))
+
+
+@pytest.fixture(scope="module")
+def tiny(mlflow_store, tmp_path_factory) -> Callable:
+    """`tiny(project, *overrides)`: `experiment=smoke debug=tiny`, data and outputs in one
+    temporary folder per test module (`tiny.root`), runs logged to the temporary store."""
+    root = tmp_path_factory.mktemp("project")
+
+    def make(project: str, *overrides: str):
+        base = [
+            "experiment=smoke",
+            "debug=tiny",
+            f"paths.data_dir={root / 'data'}",
+            f"paths.output_dir={root / 'outputs'}",
+        ]
+        return _compose(project, [*base, *overrides])
+
+    make.root = root
+    return make

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from shared.images import FolderImageStore
@@ -107,3 +109,55 @@ class CaptionDataset(Dataset):
         seq[: len(ids)] = ids
         image = self.transform(self.store.read(self.paths[i]))
         return image, torch.from_numpy(seq), torch.tensor(len(ids))
+
+
+class CaptionDataModule(L.LightningDataModule):
+    """Karpathy train/val/test splits as loaders; captions encoded once with the tokenizer.
+
+    Training draws one of an image's captions at random each epoch; val and test keep every
+    reference in `self.splits[s]["raw"]` for scoring.
+    """
+
+    def __init__(self, frame: pd.DataFrame, tokenizer: Any, data_cfg: Any, eval_batch_size: int):
+        super().__init__()
+        self.cfg, self.tok, self.eval_batch_size = data_cfg, tokenizer, eval_batch_size
+        self.store = FolderImageStore(data_cfg.image_dir)
+        self.splits = {s: frame[frame["split"] == s].reset_index(drop=True) for s in SPLITS}
+        self.truncated = 0
+        self.datasets = {s: self._dataset(s) for s in SPLITS}
+
+    def _dataset(self, split: str) -> CaptionDataset:
+        ids = []
+        for caps in self.splits[split]["tokens"]:
+            enc, cut = encode_captions(self.tok, caps, self.cfg.max_len)
+            ids.append(enc)
+            self.truncated += cut
+        train = split == "train"
+        transform = image_transform(self.cfg.image_size, train, self.cfg.mean, self.cfg.std)
+        return CaptionDataset(
+            self.splits[split],
+            self.store,
+            transform,
+            ids,
+            self.tok.pad_id,
+            self.cfg.max_len,
+            random_caption=train,
+        )
+
+    def loader(self, split: str) -> DataLoader:
+        train = split == "train"
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.cfg.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            num_workers=self.cfg.num_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader("test")

@@ -24,14 +24,17 @@ LayerCache = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor
 
 @dataclass
 class DecoderConfig:
-    vocab_size: int = 50257
-    n_positions: int = 1024
-    n_embd: int = 768
-    n_layer: int = 12
-    n_head: int = 12
-    dropout: float = 0.1
-    cross_attention: bool = True
-    layer_norm_eps: float = 1e-5
+    """The decoder's shape (configs/captioning/decoder/*.yaml; GPT-2 small in gpt2.yaml)."""
+
+    vocab_size: int | None  # None: the tokenizer's size, filled in by the training pipeline
+    n_positions: int
+    n_embd: int
+    n_layer: int
+    n_head: int
+    dropout: float
+    cross_attention: bool
+    layer_norm_eps: float
+    init: str | None  # a Hugging Face GPT-2 name or folder to copy weights from (load_hf_gpt2)
 
 
 def _split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import timm
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from projects.captioning.decoder import DecoderConfig, GPT2Decoder, load_hf_gpt2
+from projects.captioning.generate import beam_search, greedy
 
 
 class ImageEncoder(nn.Module):
@@ -36,19 +40,34 @@ class ImageEncoder(nn.Module):
 
 
 class Captioner(nn.Module):
-    def __init__(
-        self,
-        encoder_name: str,
-        encoder_pretrained: bool,
-        decoder_cfg: DecoderConfig,
-        decoder_init: str | None = None,
-    ) -> None:
+    """A timm encoder and the GPT-2 decoder; `decoder_cfg.init` copies Hugging Face weights."""
+
+    def __init__(self, encoder_name: str, encoder_pretrained: bool, decoder_cfg: DecoderConfig):
         super().__init__()
         self.encoder = ImageEncoder(encoder_name, encoder_pretrained, decoder_cfg.n_embd)
         self.decoder = GPT2Decoder(decoder_cfg)
-        if decoder_init:
-            load_hf_gpt2(self.decoder, decoder_init)
+        if decoder_cfg.init:
+            load_hf_gpt2(self.decoder, decoder_cfg.init)
 
     def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         logits, _ = self.decoder(tokens, self.encoder(images))
         return logits
+
+
+@torch.no_grad()
+def caption_loader(
+    model: Captioner, loader: DataLoader, tok: Any, decoding: Any, device: str
+) -> dict[str, list[str]]:
+    """Greedy and beam-search captions for every image of a loader (same order)."""
+    model.eval().to(device)
+    d = decoding
+    out: dict[str, list[str]] = {"greedy": [], "beam": []}
+    for images, _, _ in loader:
+        memory = model.encoder(images.to(device))
+        g = greedy(model.decoder, memory, tok.bos_id, tok.eos_id, d.max_len)
+        b = beam_search(
+            model.decoder, memory, tok.bos_id, tok.eos_id, d.max_len, d.beam_size, d.length_penalty
+        )
+        out["greedy"] += [tok.decode(x) for x in g]
+        out["beam"] += [tok.decode(x) for x in b]
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -15,6 +16,7 @@ from projects.captioning.decoder import DecoderConfig
 from projects.captioning.generate import beam_search
 from projects.captioning.model import Captioner
 from projects.captioning.tokenizer import CaptionTokenizer
+from shared.config import to_dict
 from shared.images import decode_image
 
 
@@ -24,6 +26,22 @@ def save_bundle(folder: Path, model: Captioner, tokenizer: CaptionTokenizer, met
     torch.save(model.state_dict(), folder / "model.pt")
     tokenizer.save(folder)
     (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+
+
+def build_bundle(
+    folder: Path, model: Captioner, tokenizer: CaptionTokenizer, cfg, decoder_cfg: DecoderConfig
+) -> Path:
+    """Everything the served model needs: weights, tokenizer, preprocessing, decoding."""
+    meta = {
+        "encoder": cfg.encoder.name,
+        "decoder": {**asdict(decoder_cfg), "init": None},  # weights come from model.pt
+        "image_size": cfg.data.image_size,
+        "mean": list(cfg.data.mean),
+        "std": list(cfg.data.std),
+        "decoding": to_dict(cfg.decoding),
+    }
+    save_bundle(folder, model, tokenizer, meta)
+    return folder
 
 
 def load_bundle(folder: Path) -> tuple[Captioner, CaptionTokenizer, dict]:

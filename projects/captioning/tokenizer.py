@@ -69,3 +69,12 @@ def gpt2_tokenizer(name: str = "gpt2") -> CaptionTokenizer:
 
     tok = AutoTokenizer.from_pretrained(name).backend_tokenizer
     return CaptionTokenizer(tok, EOS, EOS, EOS)
+
+
+def build_tokenizer(tok_cfg, train_captions: list[str]) -> CaptionTokenizer:
+    """GPT-2's BPE by name (`kind: gpt2`) or a byte-level BPE trained on the captions (`bpe`)."""
+    if tok_cfg.kind == "bpe":
+        return train_bpe(train_captions, tok_cfg.vocab_size)
+    if tok_cfg.kind == "gpt2":
+        return gpt2_tokenizer(tok_cfg.name)
+    raise ValueError(f"tokenizer.kind must be bpe or gpt2, got {tok_cfg.kind!r}")

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
 from torchvision.transforms import v2
 
 from shared.datasets import isic2024 as isic
+from shared.folds import FOLD_COLUMN
 from shared.images import CorruptImageError, HDF5ImageStore
 from shared.logging import get_logger
 
@@ -27,9 +28,7 @@ def build_transforms(aug: Any, image_size: int, train: bool) -> v2.Compose:
         v2.Normalize(mean=list(aug.mean), std=list(aug.std)),
     ]
     if not train:
-        return v2.Compose(
-            [v2.ToImage(), v2.Resize((image_size, image_size), antialias=True), *tail]
-        )
+        return eval_transform(image_size, aug.mean, aug.std)
     return v2.Compose(
         [
             v2.ToImage(),
@@ -39,6 +38,18 @@ def build_transforms(aug: Any, image_size: int, train: bool) -> v2.Compose:
             v2.RandomRotation(aug.rotation_degrees),
             v2.ColorJitter(aug.brightness, aug.contrast, aug.saturation, aug.hue),
             *tail,
+        ]
+    )
+
+
+def eval_transform(image_size: int, mean: list[float], std: list[float]) -> v2.Compose:
+    """Validation, OOF and serving preprocessing: resize, scale to [0, 1], normalise."""
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize((image_size, image_size), antialias=True),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean=list(mean), std=list(std)),
         ]
     )
 
@@ -138,6 +149,24 @@ def check_images(frame: pd.DataFrame, store: HDF5ImageStore, on_corrupt: str) ->
     return frame
 
 
+def load_lesions(data_cfg: Any, loader_cfg: Any) -> tuple[pd.DataFrame, HDF5ImageStore]:
+    """`isic_id, patient_id, target, fold` of the training images, checked against the HDF5
+    store before any training (missing ids fail; corrupt JPEGs fail or are skipped)."""
+    df = isic.load_training_frame(data_cfg)[[isic.ID, isic.PATIENT, isic.TARGET, FOLD_COLUMN]]
+    _, h5 = isic.train_paths(data_cfg.dir)
+    if not h5.is_file():
+        raise FileNotFoundError(
+            f"{isic.TRAIN_HDF5} not found in {h5.parent.resolve()}. {isic.HOW_TO_GET}"
+        )
+    store = HDF5ImageStore(h5)
+    if loader_cfg.verify_images:
+        return check_images(df, store, loader_cfg.on_corrupt), store
+    missing = store.missing(df[isic.ID])
+    if missing:
+        raise KeyError(f"{len(missing)} isic_id(s) missing from {h5}: {missing[:5]}")
+    return df, store
+
+
 class LesionDataModule(L.LightningDataModule):
     """Train/val loaders of one fold."""
 
@@ -146,8 +175,8 @@ class LesionDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.cfg, self.store, self.seed = cfg, store, seed
-        self.train_df = frame[frame["fold"] != fold].reset_index(drop=True)
-        self.val_df = frame[frame["fold"] == fold].reset_index(drop=True)
+        self.train_df = frame[frame[FOLD_COLUMN] != fold].reset_index(drop=True)
+        self.val_df = frame[frame[FOLD_COLUMN] == fold].reset_index(drop=True)
 
     def _dataset(self, df: pd.DataFrame, train: bool) -> LesionDataset:
         t = build_transforms(self.cfg.augment, self.cfg.image_size, train)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import timm
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from projects.image_classifier.gem import GeM
+from shared.datasets import isic2024 as isic
+from shared.metrics import pauc_above_tpr, roc_auc
 
 
 def create_backbone(name: str, pretrained: bool) -> nn.Module:
@@ -34,12 +39,7 @@ class LesionClassifier(nn.Module):
     """backbone -> GeM -> dropout -> linear: one malignancy logit per image."""
 
     def __init__(
-        self,
-        backbone: str = "efficientnet_b0",
-        pretrained: bool = False,
-        gem_p: float = 3.0,
-        gem_eps: float = 1e-6,
-        dropout: float = 0.2,
+        self, *, backbone: str, pretrained: bool, gem_p: float, gem_eps: float, dropout: float
     ) -> None:
         super().__init__()
         self.backbone = create_backbone(backbone, pretrained)
@@ -51,3 +51,37 @@ class LesionClassifier(nn.Module):
         """(B, 3, H, W) normalised images -> (B,) logits."""
         features = self.backbone.forward_features(x)  # (B, C, h, w) before any timm head
         return self.head(self.dropout(self.pool(features))).squeeze(1)
+
+
+@torch.no_grad()
+def predict_scores(
+    model: nn.Module, loader: DataLoader, tta: bool = False, device: str = "cpu"
+) -> np.ndarray:
+    """Sigmoid scores for every batch; with `tta`, the mean over identity and two flips."""
+    model.eval().to(device)
+    out = []
+    for x, _ in loader:
+        x = x.to(device)
+        views = [x, x.flip(-1), x.flip(-2)] if tta else [x]
+        probs = torch.stack([torch.sigmoid(model(v).float()) for v in views]).mean(0)
+        out.append(probs.cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def oof_summary(
+    oof: pd.DataFrame, fold_aucs: list[float], min_tpr: float, oracle: pd.DataFrame | None
+) -> dict[str, float]:
+    """Pooled OOF ROC-AUC and pAUC, the folds' mean ± std, and the oracle's (smoke data)."""
+    y, s = oof[isic.TARGET].to_numpy(), oof["score"].to_numpy()
+    summary = {
+        "oof_roc_auc": roc_auc(y, s),
+        "oof_pauc": pauc_above_tpr(y, s, min_tpr),
+        "fold_val_roc_auc_mean": float(np.mean(fold_aucs)),  # mean of each fold's best
+        "fold_val_roc_auc_std": float(np.std(fold_aucs)),
+        "n_folds_done": float(len(fold_aucs)),
+    }
+    if oracle is not None:
+        p = oof[[isic.ID]].merge(oracle, on=isic.ID, how="left")["true_probability"].to_numpy()
+        summary["oracle_roc_auc"] = roc_auc(y, p)
+        summary["oracle_pauc"] = pauc_above_tpr(y, p, min_tpr)
+    return summary

@@ -1,21 +1,34 @@
-"""The LightningModule: BCE on one logit, AdamW + warmup/cosine, validation pAUC and ROC-AUC."""
+"""The LightningModule (BCE on one logit, AdamW + warmup/cosine, validation pAUC and ROC-AUC)
+and the fit of one cross-validation fold with it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+from torch.utils.data import DataLoader
 
-from projects.image_classifier.model import LesionClassifier
-from shared.lightning import adamw_warmup_cosine
+from projects.image_classifier.data import LesionDataModule
+from projects.image_classifier.model import LesionClassifier, predict_scores
+from projects.image_classifier.report import image_grid
+from shared import tracking
+from shared.config import to_dict
+from shared.datasets import isic2024 as isic
+from shared.device import select_device
+from shared.folds import FOLD_COLUMN
+from shared.images import HDF5ImageStore
+from shared.lightning import adamw_warmup_cosine, build_trainer, is_rank_zero
 from shared.metrics import pauc_above_tpr, roc_auc
 
 
 class LesionModule(L.LightningModule):
-    def __init__(self, model_cfg: dict, optim_cfg: dict, min_tpr: float = 0.8) -> None:
+    def __init__(self, model_cfg: dict, optim_cfg: dict, min_tpr: float) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = LesionClassifier(**model_cfg)
@@ -59,3 +72,49 @@ class LesionModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         return adamw_warmup_cosine(self, self.optim_cfg)
+
+
+def fit_fold(
+    cfg: Any,
+    frame: pd.DataFrame,
+    store: HDF5ImageStore,
+    k: int,
+    fold_dir: Path,
+    callbacks: list[Callback] | None,
+) -> tuple[pd.DataFrame, str]:
+    """Fit fold `k` (from its last.ckpt with `resume`), score it with the best checkpoint.
+
+    Returns the fold's OOF rows (`isic_id, fold, target, score`, also written to
+    `fold_dir/oof.csv`) and the best checkpoint's path; DDP workers return nothing.
+    """
+    dm = LesionDataModule(frame, k, store, cfg.loader, cfg.seed + k)
+    module = LesionModule(to_dict(cfg.model), to_dict(cfg.optim), cfg.cv.min_tpr)
+    trainer, ckpt = build_trainer(
+        cfg.trainer,
+        default_root_dir=str(fold_dir),
+        monitor="val_pauc",
+        patience=cfg.early_stopping_patience,
+        extra_callbacks=callbacks,
+    )
+    last = fold_dir / "checkpoints" / "last.ckpt"
+    resume_from = str(last) if cfg.resume and last.is_file() else None
+    trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
+    if not is_rank_zero():
+        return pd.DataFrame(), ""
+    best = LesionModule.load_from_checkpoint(ckpt.best_model_path, map_location="cpu").model
+    loader = DataLoader(dm.val_dataloader().dataset, batch_size=cfg.loader.batch_size)
+    device = select_device(cfg.trainer.accelerator).torch_device
+    scores = predict_scores(best, loader, cfg.cv.tta, device)
+    y = dm.val_df[isic.TARGET].to_numpy()
+    epoch = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=False)["epoch"]
+    tracking.log_metrics(
+        {
+            "best_val_pauc": pauc_above_tpr(y, scores, cfg.cv.min_tpr),
+            "best_val_roc_auc": roc_auc(y, scores),
+            "best_epoch": float(epoch),
+        }
+    )
+    tracking.get_mlflow().log_figure(image_grid(store, dm.val_df, scores), "val_images.png")
+    part = dm.val_df.assign(score=scores)[[isic.ID, FOLD_COLUMN, isic.TARGET, "score"]]
+    part.to_csv(fold_dir / "oof.csv", index=False)
+    return part, ckpt.best_model_path

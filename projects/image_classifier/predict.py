@@ -1,9 +1,9 @@
-"""Scoring images with a trained classifier (TTA optional), and the inference entry point.
+"""Score the lesion images of an ISIC 2024 folder with a registered image model.
 
 python -m projects.image_classifier.predict --data-dir DATA --split test --output image_scores.csv \
-    [--model models:/image_classifier@champion] [--image-size 224]
-Writes `isic_id,target` (the Kaggle submission format); tabular_gbm's predict reads it as
-`--image-oof` (it takes the `score` column too).
+    [--model-uri models:/image_classifier-isic2024@champion]
+Writes `isic_id,target,score` (target = score: the Kaggle submission format); tabular_gbm's
+predict reads it as `--image-oof`.
 """
 
 from __future__ import annotations
@@ -13,56 +13,35 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
-from torch.utils.data import DataLoader
 
 from shared.datasets import isic2024 as isic
 from shared.images import HDF5ImageStore
+from shared.tracking import load_registered_model
+
+DEFAULT_MODEL = "models:/image_classifier-isic2024@champion"
+MAKE_TARGET = "make image-classifier DATA=... (or make image-classifier-smoke)"
 
 
-@torch.no_grad()
-def predict_scores(
-    model: nn.Module, loader: DataLoader, tta: bool = False, device: str = "cpu"
-) -> np.ndarray:
-    """Sigmoid scores for every batch; with `tta`, the mean over identity and two flips."""
-    model.eval().to(device)
-    out = []
-    for x, _ in loader:
-        x = x.to(device)
-        views = [x, x.flip(-1), x.flip(-2)] if tta else [x]
-        probs = torch.stack([torch.sigmoid(model(v).float()) for v in views]).mean(0)
-        out.append(probs.cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0)
+def score_store(scorer, store: HDF5ImageStore, ids: list[str], batch_size: int = 128) -> np.ndarray:
+    """Scores of `ids` from the HDF5 store, a batch of decoded images at a time."""
+    parts = [
+        scorer.score_images([store.read(i) for i in ids[s : s + batch_size]])
+        for s in range(0, len(ids), batch_size)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def main(argv: list[str] | None = None) -> Path:
-    import mlflow.pytorch
-
-    from projects.image_classifier.config import AugmentConfig
-    from projects.image_classifier.data import LesionDataset, build_transforms
-    from shared.tracking import _mlflow
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, type=Path)
     parser.add_argument("--split", default="test", choices=["train", "test"])
     parser.add_argument("--output", default=Path("image_scores.csv"), type=Path)
-    parser.add_argument("--model", default="models:/image_classifier@champion")
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--tta", action="store_true")
+    parser.add_argument("--model-uri", default=DEFAULT_MODEL, help="MLflow model URI")
     args = parser.parse_args(argv)
     meta = isic.read_metadata(args.data_dir / f"{args.split}-metadata.csv", train=False)
     store = HDF5ImageStore(args.data_dir / f"{args.split}-image.hdf5")
-    _mlflow()
-    model = mlflow.pytorch.load_model(args.model, map_location="cpu")
-    ds = LesionDataset(
-        meta[isic.ID].tolist(),
-        np.zeros(len(meta)),
-        store,
-        build_transforms(AugmentConfig(), args.image_size, train=False),
-    )
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    scores = predict_scores(model, DataLoader(ds, batch_size=128), args.tta, device)
+    scorer = load_registered_model(args.model_uri, MAKE_TARGET).unwrap_python_model()
+    scores = score_store(scorer, store, meta[isic.ID].tolist())
     out = pd.DataFrame({isic.ID: meta[isic.ID], "target": scores, "score": scores})
     out.to_csv(args.output, index=False)
     print(f"wrote {len(out)} scores to {args.output}")

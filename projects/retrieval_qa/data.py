@@ -73,3 +73,24 @@ def read_corpus(corpus_dir: str | Path) -> pd.DataFrame:
 def question_query(row: pd.Series) -> str:
     """The retrieval query of a question: its prompt followed by its five options."""
     return " ".join([row["prompt"], *(str(row[c]) for c in LETTERS)])
+
+
+def split_train_val(
+    df: pd.DataFrame, fraction: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A seeded random `fraction` of the labelled questions held out for validation."""
+    val = df.sample(frac=fraction, random_state=seed)
+    return df.drop(val.index).reset_index(drop=True), val.reset_index(drop=True)
+
+
+GOLD_CSV = "smoke-gold.csv"
+
+
+def read_gold_titles(data_dir: str | Path) -> pd.Series | None:
+    """`id -> source article title` written by the smoke generator; None for real data."""
+    path = Path(data_dir) / GOLD_CSV
+    if not path.is_file():
+        return None
+    gold = pd.read_csv(path).set_index("id")["title"]
+    gold.index = gold.index.astype(str)
+    return gold

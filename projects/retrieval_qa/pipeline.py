@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from projects.retrieval_qa.data import question_query
-from projects.retrieval_qa.reader import encode, ranked_letters, score_options
-from projects.retrieval_qa.retrieval import DenseIndex, SparseIndex, reciprocal_rank_fusion
+from projects.retrieval_qa.chunking import build_passages
+from projects.retrieval_qa.data import question_query, read_corpus
+from projects.retrieval_qa.model import encode, ranked_letters, score_options
+from projects.retrieval_qa.retrieval import (
+    DenseIndex,
+    SparseIndex,
+    content_key,
+    reciprocal_rank_fusion,
+    stage_dir,
+)
+from shared.config import to_dict
+from shared.tracking import data_fingerprint
 
 
 @dataclass
@@ -116,3 +126,57 @@ class QAPipeline:
             meta["context_passages"],
             meta["max_length"],
         )
+
+
+def build_retriever(cfg: Any) -> tuple[Retriever, dict]:
+    """Passages, dense and sparse indexes, each rebuilt only when its inputs' hash changed."""
+    corpus_fp = data_fingerprint([cfg.data.corpus_dir])
+    stats: dict = {"corpus_fingerprint": corpus_fp}
+    p_key = content_key(corpus_fp, to_dict(cfg.chunking))
+    p_dir = stage_dir(cfg.cache_dir, "passages", p_key)
+    if (p_dir / "passages.parquet").is_file():
+        passages = pd.read_parquet(p_dir / "passages.parquet")
+        stats["passages_cached"] = True
+    else:
+        corpus = read_corpus(cfg.data.corpus_dir)
+        passages = build_passages(
+            corpus, cfg.chunking.sentences, cfg.chunking.stride, cfg.chunking.max_chars
+        )
+        p_dir.mkdir(parents=True, exist_ok=True)
+        passages.to_parquet(p_dir / "passages.parquet", index=False)
+        stats.update(passages_cached=False, n_articles=len(corpus))
+    r = cfg.retriever
+    dense = DenseIndex(
+        r.encoder, r.index, r.nlist, r.nprobe, r.hnsw_m, r.batch_size, ef_search=r.ef_search
+    )
+    d_dir = stage_dir(
+        cfg.cache_dir, "dense", content_key(p_key, r.encoder, r.index, r.nlist, r.hnsw_m)
+    )
+    t0 = time.perf_counter()
+    if (d_dir / "dense.faiss").is_file():
+        dense.load(d_dir)
+        stats["dense_cached"] = True
+    else:
+        dense.build(passages["text"].tolist())
+        dense.save(d_dir)
+        stats.update(
+            dense_cached=False,
+            dense_build_passages_per_s=len(passages) / (time.perf_counter() - t0),
+        )
+    sparse = SparseIndex(r.bm25.k1, r.bm25.b)
+    s_dir = stage_dir(cfg.cache_dir, "bm25", content_key(p_key, r.bm25.k1, r.bm25.b))
+    if (s_dir / "bm25").is_dir():
+        sparse.load(s_dir)
+        stats["bm25_cached"] = True
+    else:
+        s_dir.mkdir(parents=True, exist_ok=True)
+        sparse.build(passages["text"].tolist()).save(s_dir)
+        stats["bm25_cached"] = False
+    stats.update(
+        n_passages=len(passages),
+        index_type=r.index,
+        dim=dense.index.d,
+        cache_dirs=[str(p_dir), str(d_dir), str(s_dir)],
+    )
+    retriever = Retriever(passages, dense, sparse, r.candidates, dict(r.weights), r.rrf_k)
+    return retriever, stats

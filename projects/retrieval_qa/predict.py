@@ -11,18 +11,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 
 from projects.retrieval_qa.data import LETTERS, read_questions
-from shared.tracking import _mlflow
+from shared.tracking import load_registered_model
 
-DEFAULT_MODEL = "models:/retrieval_qa@champion"
+DEFAULT_MODEL = "models:/retrieval_qa-llm-science-exam@champion"
+MAKE_TARGET = "make retrieval-qa DATA=... (or make retrieval-qa-smoke)"
 
 
 def load(model_uri: str = DEFAULT_MODEL):
-    _mlflow()
-    return mlflow.pyfunc.load_model(model_uri)
+    return load_registered_model(model_uri, MAKE_TARGET)
 
 
 def submission(questions: pd.DataFrame, model_uri: str = DEFAULT_MODEL) -> pd.DataFrame:
@@ -50,7 +49,7 @@ def answer(prompt: str, options: list[str], model_uri: str = DEFAULT_MODEL) -> s
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="MLflow model URI")
+    parser.add_argument("--model-uri", default=DEFAULT_MODEL, help="MLflow model URI")
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("submit", help="write the Kaggle submission for a question CSV")
     s.add_argument("--input", required=True, type=Path)
@@ -60,11 +59,11 @@ def main(argv: list[str] | None = None) -> None:
     a.add_argument("options", nargs=5)
     args = parser.parse_args(argv)
     if args.command == "submit":
-        out = submission(read_questions(args.input, require_answer=False), args.model)
+        out = submission(read_questions(args.input, require_answer=False), args.model_uri)
         out.to_csv(args.output, index=False)
         print(f"wrote {len(out)} predictions to {args.output}")
     else:
-        print(answer(args.prompt, args.options, args.model))
+        print(answer(args.prompt, args.options, args.model_uri))
 
 
 if __name__ == "__main__":

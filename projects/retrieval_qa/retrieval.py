@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from shared.device import select_device
 from shared.models import resolve_model_path
 
 
@@ -54,10 +56,9 @@ class DenseIndex:
     @property
     def encoder(self):
         if self._encoder is None:
-            import torch
             from sentence_transformers import SentenceTransformer
 
-            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            device = self.device or select_device().torch_device
             self._encoder = SentenceTransformer(
                 resolve_model_path(self.encoder_name), device=device
             )
@@ -182,3 +183,41 @@ def reciprocal_rank_fusion(
 def recall_at_k(hits: np.ndarray, k: int) -> float:
     """Share of queries with a relevant passage in the first k; `hits` is (n, K) booleans."""
     return float(hits[:, :k].any(axis=1).mean())
+
+
+def passage_hits(
+    passages: pd.DataFrame,
+    ranking: np.ndarray,
+    questions: pd.DataFrame,
+    gold_titles: pd.Series | None,
+) -> np.ndarray:
+    """(n, K) True where the passage holds the correct option's text (and, when the data set
+    names it, comes from the question's source article)."""
+    texts = passages["text"].str.lower().to_numpy()
+    titles = passages["title"].to_numpy()
+    hits = np.zeros(ranking.shape, dtype=bool)
+    for i, (_, q) in enumerate(questions.iterrows()):
+        answer = str(q[q["answer"]]).lower()
+        for j, p in enumerate(ranking[i]):
+            if p < 0 or answer not in texts[p]:
+                continue
+            hits[i, j] = gold_titles is None or titles[p] == gold_titles.get(q["id"])
+    return hits
+
+
+def retrieval_recalls(
+    passages: pd.DataFrame,
+    rankings: dict[str, dict[str, np.ndarray]],
+    splits: dict[str, pd.DataFrame],
+    scored: list[str],
+    gold_titles: pd.Series | None,
+    ks: Sequence[int],
+) -> dict[str, float]:
+    """`recall_at_{k}_{method}` over the labelled splits `scored`, for every method ranked."""
+    out = {}
+    for method in rankings[scored[0]]:
+        hits = np.concatenate(
+            [passage_hits(passages, rankings[s][method], splits[s], gold_titles) for s in scored]
+        )
+        out.update({f"recall_at_{k}_{method}": recall_at_k(hits, k) for k in ks})
+    return out

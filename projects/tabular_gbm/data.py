@@ -7,33 +7,18 @@ from pathlib import Path
 import pandas as pd
 
 from shared.datasets import isic2024 as isic
-from shared.datasets.isic2024_synthetic import ensure_dataset
-from shared.folds import FOLD_COLUMN, attach_folds, load_or_create_folds
+from shared.folds import FOLD_COLUMN
 
 IMAGE_SCORE = "image_score"
 
 
-def prepare_data_dir(data_cfg) -> Path:
-    """The data folder; smoke configs generate it first when it is missing."""
-    if data_cfg.generate:
-        ensure_dataset(data_cfg.dir, **dict(data_cfg.synthetic or {}))
-    return Path(data_cfg.dir)
-
-
-def load_training_frame(data_cfg) -> pd.DataFrame:
-    """train-metadata.csv with the shared fold column (created on first use)."""
-    csv, _ = isic.train_paths(prepare_data_dir(data_cfg))
-    df = isic.read_metadata(csv, train=True)
-    folds = load_or_create_folds(
-        df,
-        data_cfg.folds_file,
-        id_col=isic.ID,
-        group_col=data_cfg.group_col,
-        target_col=isic.TARGET,
-        n_splits=data_cfg.n_folds,
-        seed=data_cfg.fold_seed,
-    )
-    return attach_folds(df, folds, isic.ID)
+def load_frame(data_cfg) -> tuple[pd.DataFrame, list[str], list[Path]]:
+    """(frame with folds [+ image score], extra feature columns, files fingerprinting the data)."""
+    df = isic.load_training_frame(data_cfg)
+    paths = [Path(data_cfg.dir) / isic.TRAIN_CSV, Path(data_cfg.folds_file)]
+    if not data_cfg.image_oof:
+        return df, [], paths
+    return join_image_oof(df, data_cfg.image_oof), [IMAGE_SCORE], [*paths, Path(data_cfg.image_oof)]
 
 
 def join_image_oof(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
@@ -46,7 +31,7 @@ def join_image_oof(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(
             f"image OOF file not found: {path.resolve()}. Run image_classifier first "
-            "(it writes oof.csv into its output folder) or unset data.image_oof."
+            "(make image-classifier-smoke writes it) or unset data.image_oof."
         )
     oof = pd.read_csv(path)
     isic.check_columns(oof, [isic.ID, FOLD_COLUMN, "score"], path.name)

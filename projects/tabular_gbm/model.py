@@ -13,7 +13,10 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from shared.metrics import pauc_above_tpr, roc_auc
+
 MODELS = ("lightgbm", "catboost")
+SCORED = (*MODELS, "ensemble")
 
 
 def undersample(y: np.ndarray, neg_ratio: float, seed: int) -> np.ndarray:
@@ -89,3 +92,54 @@ def feature_importance(ens: Ensemble, columns: list[str]) -> pd.DataFrame:
     )
     df["mean"] = df[["lightgbm", "catboost"]].mean(axis=1)
     return df.sort_values("mean", ascending=False).reset_index(drop=True)
+
+
+def score(y: np.ndarray, s: np.ndarray, min_tpr: float) -> dict[str, float]:
+    """The two numbers reported for every model: pAUC above `min_tpr` and ROC-AUC."""
+    return {"pauc": pauc_above_tpr(y, s, min_tpr), "roc_auc": roc_auc(y, s)}
+
+
+def fit_fold(
+    X: pd.DataFrame, y: np.ndarray, folds: np.ndarray, fold: int, model_cfg: Any, seed: int
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, float]]:
+    """Fit on every other fold, score fold `fold`: (its row indices, scores per model, metrics)."""
+    tr, va = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+    ens = fit_ensemble(X.iloc[tr], y[tr], model_cfg, seed)
+    preds = ens.predict_each(X.iloc[va])
+    preds["ensemble"] = blend(preds, ens.weights)
+    metrics = {
+        f"{m}_{k}": v for m in SCORED for k, v in score(y[va], preds[m], model_cfg.min_tpr).items()
+    }
+    return va, preds, metrics
+
+
+def cv_summary(
+    y: np.ndarray, oof: dict[str, np.ndarray], fold_metrics: list[dict[str, float]], min_tpr: float
+) -> dict[str, float]:
+    """Pooled OOF pAUC/ROC-AUC per model, and the folds' mean and std of each."""
+    summary: dict[str, float] = {}
+    for m in SCORED:
+        overall = score(y, oof[m], min_tpr)
+        summary[f"{m}_oof_pauc"] = overall["pauc"]
+        summary[f"{m}_oof_roc_auc"] = overall["roc_auc"]
+        for k in ("pauc", "roc_auc"):
+            values = [f[f"{m}_{k}"] for f in fold_metrics]
+            summary[f"{m}_fold_{k}_mean"] = float(np.mean(values))
+            summary[f"{m}_fold_{k}_std"] = float(np.std(values))
+    summary["oof_pauc"] = summary["ensemble_oof_pauc"]
+    summary["oof_roc_auc"] = summary["ensemble_oof_roc_auc"]
+    return summary
+
+
+def best_single_feature(
+    df: pd.DataFrame, y: np.ndarray, columns: list[str], min_tpr: float
+) -> tuple[str, float]:
+    """The raw column with the highest pAUC (either direction): the bar a model must clear."""
+    best = ("", 0.0)
+    for col in columns:
+        x = df[col].fillna(df[col].median()).to_numpy()
+        for sign in (1, -1):
+            p = pauc_above_tpr(y, sign * x, min_tpr)
+            if p > best[1]:
+                best = (col, p)
+    return best

@@ -1,7 +1,7 @@
 """Score a metadata CSV with the registered ensemble; write the Kaggle submission.
 
 python -m projects.tabular_gbm.predict --input DATA/test-metadata.csv --output submission.csv \
-    [--model models:/tabular_gbm@champion] [--image-oof image_test_scores.csv]
+    [--model-uri models:/tabular_gbm-isic2024@champion] [--image-oof image_test_scores.csv]
 """
 
 from __future__ import annotations
@@ -9,20 +9,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 
 from projects.tabular_gbm.data import IMAGE_SCORE
 from shared.datasets import isic2024 as isic
-from shared.tracking import _mlflow
+from shared.tracking import load_registered_model
 
-DEFAULT_MODEL = "models:/tabular_gbm@champion"
+DEFAULT_MODEL = "models:/tabular_gbm-isic2024@champion"
+MAKE_TARGET = "make tabular-gbm DATA=... (or make tabular-gbm-smoke)"
 
 
 def predict(metadata: pd.DataFrame, model_uri: str = DEFAULT_MODEL) -> pd.DataFrame:
     """Metadata frame -> `isic_id, target` (target = malignancy score in [0, 1])."""
-    _mlflow()
-    model = mlflow.pyfunc.load_model(model_uri)
+    model = load_registered_model(model_uri, MAKE_TARGET)
     scores = model.predict(metadata)
     return pd.DataFrame({isic.ID: metadata[isic.ID].to_numpy(), "target": scores})
 
@@ -31,7 +30,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", required=True, type=Path, help="test-metadata.csv")
     parser.add_argument("--output", default=Path("submission.csv"), type=Path)
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="MLflow model URI")
+    parser.add_argument("--model-uri", default=DEFAULT_MODEL, help="MLflow model URI")
     parser.add_argument(
         "--image-oof",
         type=Path,
@@ -44,7 +43,7 @@ def main(argv: list[str] | None = None) -> Path:
         scores = pd.read_csv(args.image_oof)[[isic.ID, "score"]]
         scores[IMAGE_SCORE] = scores["score"].rank(pct=True)  # one model: rank within the batch
         metadata = metadata.merge(scores[[isic.ID, IMAGE_SCORE]], on=isic.ID, how="left")
-    sub = predict(metadata, args.model)
+    sub = predict(metadata, args.model_uri)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     sub.to_csv(args.output, index=False)
     print(f"wrote {len(sub)} predictions to {args.output}")

@@ -104,24 +104,24 @@ TRAIN_COLUMNS = [
 # Schema of the shared config group configs/common/isic2024 (composed as `data`).
 @dataclass
 class SyntheticConfig:
-    n_patients: int = 150
-    mean_lesions: float = 40.0
-    positive_rate: float = 0.03
-    image_size: int = 128
-    test_fraction: float = 0.1
-    seed: int = 0
+    n_patients: int
+    mean_lesions: float
+    positive_rate: float
+    image_size: int
+    test_fraction: float
+    seed: int
 
 
 @dataclass
 class IsicDataConfig:
-    name: str = "isic2024"
-    dir: str = "???"
-    folds_file: str = "???"
-    n_folds: int = 5
-    fold_seed: int = 42
-    group_col: str = "patient_id"
-    generate: bool = False
-    synthetic: SyntheticConfig | None = None
+    name: str
+    dir: str
+    folds_file: str
+    n_folds: int
+    fold_seed: int
+    group_col: str
+    generate: bool
+    synthetic: SyntheticConfig | None
 
 
 class MissingColumnsError(KeyError):
@@ -175,3 +175,28 @@ def read_oracle(data_dir: str | Path) -> pd.DataFrame | None:
     """`isic_id, true_probability` written by the smoke generator; None for real data."""
     path = Path(data_dir) / ORACLE_CSV
     return pd.read_csv(path) if path.is_file() else None
+
+
+def load_training_frame(data_cfg: IsicDataConfig) -> pd.DataFrame:
+    """train-metadata.csv with the shared fold column (the fold file is created on first use).
+
+    Smoke configs (`generate: true`) write the generated data set first when it is missing.
+    Both ISIC projects start here, so they always train on the same rows and folds.
+    """
+    from shared.datasets.isic2024_synthetic import ensure_dataset
+    from shared.folds import attach_folds, load_or_create_folds
+
+    if data_cfg.generate:
+        ensure_dataset(data_cfg.dir, **dict(data_cfg.synthetic or {}))
+    csv, _ = train_paths(data_cfg.dir)
+    df = read_metadata(csv, train=True)
+    folds = load_or_create_folds(
+        df,
+        data_cfg.folds_file,
+        id_col=ID,
+        group_col=data_cfg.group_col,
+        target_col=TARGET,
+        n_splits=data_cfg.n_folds,
+        seed=data_cfg.fold_seed,
+    )
+    return attach_folds(df, folds, ID)

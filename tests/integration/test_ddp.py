@@ -5,10 +5,12 @@ import subprocess
 import sys
 
 import mlflow
+import pytest
 
 from tests.conftest import REPO
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_logs_one_run_in_one_folder(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {
@@ -20,14 +22,11 @@ def test_ddp_on_two_cpu_processes_logs_one_run_in_one_folder(tmp_path):
         sys.executable,
         "-m",
         "projects.image_classifier.train",
+        "experiment=smoke",
+        "debug=tiny",
         "trainer=ddp_cpu",
         f"paths.data_dir={tmp_path / 'data'}",
         f"paths.output_dir={tmp_path / 'outputs'}",
-        "data.synthetic.n_patients=30",
-        "data.synthetic.mean_lesions=15",
-        "data.synthetic.positive_rate=0.08",
-        "data.synthetic.image_size=32",
-        "loader.image_size=32",
         "trainer.max_epochs=1",
         "cv.folds=[0]",
         "tracking.register=false",

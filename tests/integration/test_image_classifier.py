@@ -6,20 +6,6 @@ import pytest
 from lightning.pytorch.callbacks import Callback
 
 from projects.image_classifier.train import run
-from tests.conftest import compose
-
-TINY = [
-    "experiment=smoke",
-    "data.synthetic.n_patients=30",
-    "data.synthetic.mean_lesions=15",
-    "data.synthetic.positive_rate=0.08",
-    "data.synthetic.image_size=32",
-    "loader.image_size=32",
-    "loader.batch_size=32",
-    "loader.sampling.neg_per_pos=2",
-    "trainer.max_epochs=2",
-    "cv.folds=[0,1]",
-]
 
 
 class CrashOnFold1(Callback):
@@ -36,15 +22,8 @@ class CrashOnFold1(Callback):
             raise RuntimeError("simulated crash")
 
 
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    return tmp_path_factory.mktemp("data")
-
-
-def test_interrupted_run_is_marked_failed_then_resumes_the_same_run(
-    mlflow_store, data_root, tmp_path
-):
-    cfg = compose("image_classifier", [*TINY, f"paths.data_dir={data_root}", f"run_dir={tmp_path}"])
+def test_interrupted_run_is_marked_failed_then_resumes_the_same_run(tiny, tmp_path):
+    cfg = tiny("image_classifier", f"run_dir={tmp_path}")
     with pytest.raises(RuntimeError, match="simulated crash"):
         run(cfg, callbacks=[CrashOnFold1()])
     client = mlflow.MlflowClient()
@@ -53,10 +32,7 @@ def test_interrupted_run_is_marked_failed_then_resumes_the_same_run(
     assert client.get_run(parent_id).info.status == "FAILED"
     assert (tmp_path / "fold_1" / "checkpoints" / "last.ckpt").is_file()
 
-    resumed = compose(
-        "image_classifier",
-        [*TINY, f"paths.data_dir={data_root}", f"run_dir={tmp_path}", "resume=true"],
-    )
+    resumed = tiny("image_classifier", f"run_dir={tmp_path}", "resume=true")
     metrics = run(resumed)
     parent = client.get_run(parent_id)
     assert parent.info.status == "FINISHED"
@@ -68,25 +44,23 @@ def test_interrupted_run_is_marked_failed_then_resumes_the_same_run(
     assert len(fold1) == 1  # the interrupted fold continued its own nested run
     steps = sorted(m.step for m in client.get_metric_history(fold1[0].info.run_id, "val_roc_auc"))
     assert steps == [0, 1]
-    assert client.get_model_version_by_alias("image_classifier", "champion") is not None
+    champion = client.get_model_version_by_alias("image_classifier-isic2024-smoke", "champion")
+    assert champion.run_id == parent_id
 
 
-def test_oof_file_matches_the_shared_folds_and_feeds_tabular_gbm(mlflow_store, data_root, tmp_path):
+def test_oof_file_matches_the_shared_folds_and_feeds_tabular_gbm(tiny, tmp_path):
     from projects.tabular_gbm.config import TabularGBMConfig
-    from projects.tabular_gbm.data import join_image_oof, load_training_frame
+    from projects.tabular_gbm.data import join_image_oof
     from shared.config import validate
+    from shared.datasets.isic2024 import load_training_frame
 
-    cfg = compose(
+    cfg = tiny(
         "image_classifier",
-        [
-            *TINY,
-            f"paths.data_dir={data_root}",
-            f"run_dir={tmp_path}",
-            "cv.folds=null",
-            "trainer.max_epochs=1",
-            "cv.tta=false",
-            "tracking.register=false",
-        ],
+        f"run_dir={tmp_path}",
+        "cv.folds=null",
+        "trainer.max_epochs=1",
+        "cv.tta=false",
+        "tracking.register=false",
     )
     run(cfg)
     oof = pd.read_csv(cfg.oof_file)
@@ -96,10 +70,7 @@ def test_oof_file_matches_the_shared_folds_and_feeds_tabular_gbm(mlflow_store, d
     merged = oof.merge(folds, on="isic_id", suffixes=("", "_shared"))
     assert len(merged) == len(oof) == len(folds)
     assert (merged["fold"] == merged["fold_shared"]).all()
-    tab = validate(
-        compose("tabular_gbm", ["experiment=smoke", f"paths.data_dir={data_root}"]),
-        TabularGBMConfig,
-    )
+    tab = validate(tiny("tabular_gbm"), TabularGBMConfig)
     assert tab.data.folds_file == cfg.data.folds_file
     df = join_image_oof(load_training_frame(tab.data), cfg.oof_file)
     assert df["image_score"].notna().all()

@@ -8,27 +8,18 @@ import pytest
 
 from projects.retrieval_qa import predict as predict_mod
 from projects.retrieval_qa.train import run
-from tests.conftest import compose
 
-TINY = [
-    "experiment=smoke",
-    "data.synthetic.n_entities=16",
-    "data.synthetic.n_distractors=8",
-    "trainer.max_epochs=1",
-    "reader.num_hidden_layers=1",
-    "reader.max_length=64",
-]
+MODEL = "models:/retrieval_qa-llm-science-exam-smoke@champion"
 
 
 @pytest.fixture(scope="module")
-def tiny(mlflow_store, tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    cfg = compose("retrieval_qa", [*TINY, f"paths.data_dir={root}"])
+def tiny_run(tiny):
+    cfg = tiny("retrieval_qa")
     return cfg, run(cfg)
 
 
-def test_smoke_fit_logs_retrieval_and_reader_metrics(tiny):
-    _, m = tiny
+def test_smoke_fit_logs_retrieval_and_reader_metrics(tiny_run):
+    _, m = tiny_run
     for method in ("dense", "sparse", "hybrid"):
         for k in (1, 3, 5, 10):
             assert 0.0 <= m[f"recall_at_{k}_{method}"] <= 1.0
@@ -40,10 +31,10 @@ def test_smoke_fit_logs_retrieval_and_reader_metrics(tiny):
     assert {"index_stats.json", "samples.md", "config.yaml"} <= arts
 
 
-def test_second_run_reuses_the_index_and_a_changed_corpus_rebuilds_it(tiny):
-    cfg, _ = tiny
+def test_second_run_reuses_the_index_and_a_changed_corpus_rebuilds_it(tiny_run):
+    cfg, _ = tiny_run
     from projects.retrieval_qa.config import RetrievalQAConfig
-    from projects.retrieval_qa.train import build_retriever
+    from projects.retrieval_qa.pipeline import build_retriever
     from shared.config import validate
 
     typed = validate(cfg, RetrievalQAConfig)
@@ -58,14 +49,16 @@ def test_second_run_reuses_the_index_and_a_changed_corpus_rebuilds_it(tiny):
     assert stats2["corpus_fingerprint"] != stats["corpus_fingerprint"]
 
 
-def test_registered_model_answers_end_to_end(tiny, tmp_path, capsys):
-    cfg, _ = tiny
+def test_registered_model_answers_end_to_end(tiny_run, tmp_path, capsys):
+    cfg, _ = tiny_run
     test_csv = f"{cfg.data.dir}/test.csv"
-    predict_mod.main(["submit", "--input", test_csv, "--output", str(tmp_path / "sub.csv")])
+    predict_mod.main(
+        ["--model-uri", MODEL, "submit", "--input", test_csv, "--output", str(tmp_path / "sub.csv")]
+    )
     sub = pd.read_csv(tmp_path / "sub.csv")
     assert list(sub.columns) == ["id", "prediction"]
     assert sub["prediction"].str.split().str.len().eq(3).all()
     q = pd.read_csv(test_csv).iloc[0]
-    predict_mod.main(["answer", q["prompt"], *[q[c] for c in "ABCDE"]])
+    predict_mod.main(["--model-uri", MODEL, "answer", q["prompt"], *[q[c] for c in "ABCDE"]])
     out = capsys.readouterr().out
     assert "Passages used:" in out and q["prompt"] in out

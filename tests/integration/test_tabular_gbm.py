@@ -6,27 +6,15 @@ import pandas as pd
 import pytest
 
 from projects.tabular_gbm import predict as predict_mod
-from projects.tabular_gbm.data import join_image_oof, load_training_frame
+from projects.tabular_gbm.data import join_image_oof
 from projects.tabular_gbm.train import run
-from tests.conftest import compose
-
-TINY = [
-    "experiment=smoke",
-    "data.synthetic.n_patients=40",
-    "data.synthetic.mean_lesions=25",
-    "data.synthetic.positive_rate=0.06",
-    "data.synthetic.image_size=32",
-    "model.lightgbm.num_boost_round=40",
-    "model.catboost.params.iterations=40",
-]
+from shared.datasets.isic2024 import load_training_frame
 
 
 @pytest.fixture(scope="module")
-def tiny_run(mlflow_store, tmp_path_factory):
-    data_root = tmp_path_factory.mktemp("data")
-    cfg = compose("tabular_gbm", [*TINY, f"paths.data_dir={data_root}"])
-    metrics = run(cfg)
-    return cfg, metrics, data_root
+def tiny_run(tiny):
+    cfg = tiny("tabular_gbm")
+    return cfg, run(cfg), tiny
 
 
 def test_smoke_pipeline_logs_metrics_and_registers_the_model(tiny_run):
@@ -59,7 +47,7 @@ def test_smoke_pipeline_logs_metrics_and_registers_the_model(tiny_run):
         "features.txt",
         "config.yaml",
     } <= arts
-    champion = client.get_model_version_by_alias("tabular_gbm", "champion")
+    champion = client.get_model_version_by_alias("tabular_gbm-isic2024-smoke", "champion")
     assert champion.run_id == parent.info.run_id
 
 
@@ -75,7 +63,16 @@ def test_predict_writes_a_kaggle_submission_with_unseen_values(tiny_run, tmp_pat
     test.loc[0, "anatom_site_general"] = "never seen"
     test.loc[1, "age_approx"] = np.nan
     test.to_csv(test_csv, index=False)
-    out = predict_mod.main(["--input", str(test_csv), "--output", str(tmp_path / "sub.csv")])
+    out = predict_mod.main(
+        [
+            "--input",
+            str(test_csv),
+            "--output",
+            str(tmp_path / "sub.csv"),
+            "--model-uri",
+            "models:/tabular_gbm-isic2024-smoke@champion",
+        ]
+    )
     sub = pd.read_csv(out)
     assert list(sub.columns) == ["isic_id", "target"]
     assert len(sub) == len(test) and sub["target"].between(0, 1).all()
@@ -110,9 +107,7 @@ def test_results_table_reads_the_latest_smoke_run(tiny_run):
 
 
 def test_same_seed_config_and_data_give_the_same_metrics(tiny_run):
-    cfg, metrics, data_root = tiny_run
-    again = run(
-        compose("tabular_gbm", [*TINY, f"paths.data_dir={data_root}", "tracking.register=false"])
-    )
+    _, metrics, tiny = tiny_run
+    again = run(tiny("tabular_gbm", "tracking.register=false"))
     assert again["oof_pauc"] == metrics["oof_pauc"]
     assert again["catboost_oof_roc_auc"] == metrics["catboost_oof_roc_auc"]

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from shared.config import ConfigError, validate
-from tests.conftest import REPO, compose
+from tests.conftest import REPO
 
 SCHEMAS = {
     "tabular_gbm": "projects.tabular_gbm.config:TabularGBMConfig",
@@ -24,21 +24,21 @@ def _schema(project):
 
 @pytest.mark.parametrize("experiment", ["smoke", "full"])
 @pytest.mark.parametrize("project", sorted(SCHEMAS))
-def test_real_config_composes_and_validates(project, experiment):
-    cfg = validate(compose(project, [f"experiment={experiment}"]), _schema(project))
+def test_real_config_composes_and_validates(project_config, project, experiment):
+    cfg = validate(project_config(project, f"experiment={experiment}"), _schema(project))
     assert cfg.tracking.experiment == project
     assert cfg.tracking.tags["experiment"] == experiment
 
 
 @pytest.mark.parametrize("project", sorted(SCHEMAS))
-def test_unknown_key_fails_naming_it(project):
-    cfg = compose(project, ["+tracking.not_a_real_key=1"])
+def test_unknown_key_fails_naming_it(project_config, project):
+    cfg = project_config(project, "+tracking.not_a_real_key=1")
     with pytest.raises(ConfigError, match="tracking.not_a_real_key"):
         validate(cfg, _schema(project))
 
 
-def test_wrong_type_fails_naming_the_key():
-    cfg = compose("tabular_gbm", ["model.neg_ratio=lots"])
+def test_wrong_type_fails_naming_the_key(project_config):
+    cfg = project_config("tabular_gbm", "model.neg_ratio=lots")
     with pytest.raises(ConfigError, match="model.neg_ratio"):
         validate(cfg, _schema("tabular_gbm"))
 
@@ -55,14 +55,56 @@ def test_cli_fails_at_start_up_naming_the_key():
     assert "model.lightgbm.num_boost_round" in proc.stderr + proc.stdout
 
 
-def test_missing_data_folder_says_where_it_looked_and_how_to_get_it(tmp_path):
-    from projects.tabular_gbm.data import load_training_frame
+def test_missing_data_folder_says_where_it_looked_and_how_to_get_it(project_config, tmp_path):
+    from shared.datasets.isic2024 import load_training_frame
 
     cfg = validate(
-        compose("tabular_gbm", ["experiment=full", f"data.dir={tmp_path}/nowhere"]),
+        project_config("tabular_gbm", "experiment=full", f"data.dir={tmp_path}/nowhere"),
         _schema("tabular_gbm"),
     )
     with pytest.raises(FileNotFoundError) as err:
         load_training_frame(cfg.data)
     assert str(tmp_path / "nowhere") in str(err.value)
     assert "kaggle competitions download" in str(err.value)
+
+
+@pytest.mark.parametrize("project", ["image_classifier", "retrieval_qa", "captioning"])
+def test_misspelt_trainer_key_fails_naming_it(project_config, project):
+    cfg = project_config(project, "+trainer.max_epoch=3")
+    with pytest.raises(ConfigError, match="trainer.max_epoch"):
+        validate(cfg, _schema(project))
+
+
+def test_a_key_left_without_value_fails_naming_it(project_config):
+    cfg = project_config("captioning", "tracking.headline_metric=???")
+    with pytest.raises(ConfigError, match="tracking.headline_metric"):
+        validate(cfg, _schema("captioning"))
+
+
+@pytest.mark.parametrize("project", sorted(SCHEMAS))
+def test_schemas_hold_no_values(project):
+    """YAML is the one source of values: no schema field carries a default of its own."""
+    import dataclasses
+    import typing
+
+    seen, todo = set(), [_schema(project)]
+    while todo:
+        cls = todo.pop()
+        seen.add(cls)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            assert f.default is dataclasses.MISSING, f"{cls.__name__}.{f.name} has a default"
+            assert f.default_factory is dataclasses.MISSING, f"{cls.__name__}.{f.name}"
+            t = hints[f.name]
+            for arg in typing.get_args(t) or (t,):
+                if dataclasses.is_dataclass(arg) and arg not in seen:
+                    todo.append(arg)
+    assert len(seen) > 4  # the walk reached the nested groups
+
+
+@pytest.mark.parametrize("project", sorted(SCHEMAS))
+def test_registered_model_is_named_after_project_and_data_set(project_config, project):
+    smoke = validate(project_config(project, "experiment=smoke"), _schema(project))
+    full = validate(project_config(project, "experiment=full"), _schema(project))
+    assert smoke.tracking.model_name == f"{project}-{smoke.data.name}"
+    assert smoke.data.name.endswith("-smoke") and not full.data.name.endswith("-smoke")

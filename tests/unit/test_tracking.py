@@ -137,3 +137,48 @@ def test_flatten_nested_config():
         "a.c.d": "x",
         "e": "None",
     }
+
+
+def _tracking_cfg(exp, name, register=True):
+    return OmegaConf.create(
+        {"headline_metric": "val_score", "model_name": name, "register": register, "experiment": exp}
+    )
+
+
+def test_publish_logs_registers_under_the_configured_name_and_announces(mlflow_store, capsys):
+    exp, name = _exp(), f"proj-{uuid.uuid4().hex[:6]}-smoke"
+    client = mlflow.MlflowClient()
+    with tracking.start_run(exp) as run:
+        uri = tracking.publish(
+            run, _tracking_cfg(exp, name), {"val_score": 0.6, "other": 1.0}, python_model=_Const()
+        )
+    tags = _run(run.info.run_id).data.tags
+    assert tags["model_uri"] == uri and tags["registered_model"] == name
+    assert tags["champion"] == "true" and tags["headline_metric"] == "val_score"
+    assert client.get_model_version_by_alias(name, "champion").run_id == run.info.run_id
+    assert "val_score = 0.6000" in capsys.readouterr().out
+    with tracking.start_run(exp) as worse:
+        tracking.log_metrics({"val_score": 0.5})
+        tracking.publish(worse, _tracking_cfg(exp, name), {"val_score": 0.5}, python_model=_Const())
+    assert client.get_model_version_by_alias(name, "champion").run_id == run.info.run_id
+
+
+def test_publish_with_register_false_logs_the_model_but_registers_nothing(mlflow_store):
+    exp, name = _exp(), f"proj-{uuid.uuid4().hex[:6]}"
+    with tracking.start_run(exp) as run:
+        uri = tracking.publish(
+            run, _tracking_cfg(exp, name, register=False), {"val_score": 1.0}, python_model=_Const()
+        )
+    assert uri and "registered_model" not in _run(run.info.run_id).data.tags
+    assert not mlflow.MlflowClient().search_model_versions(f"name = '{name}'")
+
+
+def test_publish_names_a_headline_metric_the_run_does_not_have(mlflow_store):
+    exp = _exp()
+    with pytest.raises(KeyError, match="val_score"), tracking.start_run(exp) as run:
+        tracking.publish(run, _tracking_cfg(exp, "x"), {"test_score": 1.0}, python_model=_Const())
+
+
+def test_a_missing_registered_model_says_which_make_target_creates_it(mlflow_store):
+    with pytest.raises(FileNotFoundError, match="make some-target"):
+        tracking.load_registered_model("models:/no-such-model@champion", "make some-target")

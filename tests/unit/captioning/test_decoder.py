@@ -6,6 +6,7 @@ from projects.captioning.decoder import DecoderConfig, GPT2Decoder, load_hf_gpt2
 from projects.captioning.generate import beam_search, greedy
 
 SMALL = dict(vocab_size=97, n_positions=40, n_embd=48, n_layer=2, n_head=4)
+OURS = dict(layer_norm_eps=1e-5, init=None)  # DecoderConfig fields GPT2Config names otherwise
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +16,7 @@ def hf():
 
 
 def _ours(cross: bool) -> GPT2Decoder:
-    return GPT2Decoder(DecoderConfig(**SMALL, dropout=0.0, cross_attention=cross)).eval()
+    return GPT2Decoder(DecoderConfig(**SMALL, **OURS, dropout=0.0, cross_attention=cross)).eval()
 
 
 def test_logits_match_transformers_gpt2_with_cross_attention_off(hf):
@@ -36,7 +37,9 @@ def test_gpt2_weights_load_into_the_cross_attention_model(hf):
 
 
 def test_wrong_vocabulary_size_is_refused(hf):
-    bad = GPT2Decoder(DecoderConfig(**{**SMALL, "vocab_size": 50}, cross_attention=False))
+    bad = GPT2Decoder(
+        DecoderConfig(**{**SMALL, "vocab_size": 50}, **OURS, dropout=0.0, cross_attention=False)
+    )
     with pytest.raises(ValueError, match="vocab_size"):
         load_hf_gpt2(bad, hf)
 

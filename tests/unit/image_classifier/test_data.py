@@ -15,7 +15,11 @@ from projects.image_classifier.data import (
     check_images,
     make_sampler,
 )
+from shared.config import validate
 from shared.images import CorruptImageError, HDF5ImageStore
+from tests.conftest import REPO
+
+LOADER_YAML = REPO / "configs/image_classifier/loader/default.yaml"
 
 
 def _store(tmp_path, ids, corrupt=()):
@@ -31,7 +35,7 @@ def _store(tmp_path, ids, corrupt=()):
 
 def test_dataset_decodes_real_hdf5_jpeg_bytes(tmp_path):
     store = _store(tmp_path, ["ISIC_1", "ISIC_2"])
-    aug = OmegaConf.structured(AugmentConfig)
+    aug = validate(OmegaConf.load(LOADER_YAML).augment, AugmentConfig)
     for cache in (False, True):
         ds = LesionDataset(
             ["ISIC_1", "ISIC_2"],

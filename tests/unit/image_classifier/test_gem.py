@@ -40,6 +40,8 @@ def test_gem_p_is_clamped_in_forward():
 
 
 def test_classifier_uses_gem_on_a_timm_backbone():
-    m = LesionClassifier("test_efficientnet", pretrained=False)
+    m = LesionClassifier(
+        backbone="test_efficientnet", pretrained=False, gem_p=3.0, gem_eps=1e-6, dropout=0.2
+    )
     assert isinstance(m.pool, GeM)
     assert m(torch.randn(2, 3, 64, 64)).shape == (2,)

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning as L
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import TensorDataset
 
 from projects.retrieval_qa.data import LETTERS
-from shared.lightning import adamw_warmup_cosine
 from shared.metrics import map_at_k
 from shared.models import resolve_model_path
 
@@ -66,41 +64,6 @@ def ranked_letters(logits: np.ndarray, k: int = 3) -> list[list[str]]:
     return [[LETTERS[i] for i in row] for row in order]
 
 
-class ReaderModule(L.LightningModule):
-    """Fine-tunes the reader with cross-entropy over the five options; logs val MAP@3."""
-
-    def __init__(self, model, keys: list[str], optim: dict[str, Any]) -> None:
-        super().__init__()
-        self.model, self.keys, self.optim = model, keys, optim
-        self._val: list[tuple[np.ndarray, np.ndarray]] = []
-
-    def _forward(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        *inputs, labels = batch
-        out = self.model(**dict(zip(self.keys, inputs)), labels=labels)
-        return out.loss, out.logits
-
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss, _ = self._forward(batch)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
-        return loss
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        loss, logits = self._forward(batch)
-        self.log("val_loss", loss, on_epoch=True)
-        self._val.append((logits.float().cpu().numpy(), batch[-1].cpu().numpy()))
-
-    def on_validation_epoch_end(self) -> None:
-        if not self._val:
-            return
-        logits = np.concatenate([v[0] for v in self._val])
-        labels = [LETTERS[i] for i in np.concatenate([v[1] for v in self._val])]
-        self._val.clear()
-        self.log("val_map3", map_at_k(labels, ranked_letters(logits)), prog_bar=True)
-
-    def configure_optimizers(self):
-        return adamw_warmup_cosine(self, self.optim)
-
-
 @torch.no_grad()
 def score_options(model, enc: dict, batch_size: int = 16) -> np.ndarray:
     """(n_questions, 5) logits from the reader in eval mode."""
@@ -112,3 +75,10 @@ def score_options(model, enc: dict, batch_size: int = 16) -> np.ndarray:
         batch = {k: v[i : i + batch_size].to(device) for k, v in enc.items()}
         out.append(model(**batch).logits.float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, len(LETTERS)))
+
+
+def map3(model, tokenizer, questions: pd.DataFrame, contexts: list[str], cfg: Any) -> float:
+    """MAP@3 of the reader on labelled questions, each read with its context ('' = none)."""
+    enc = encode(tokenizer, questions, contexts, cfg.max_length)
+    logits = score_options(model, enc, cfg.eval_batch_size)
+    return map_at_k(questions["answer"].tolist(), ranked_letters(logits))

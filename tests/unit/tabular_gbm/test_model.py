@@ -1,0 +1,92 @@
+"""Undersampling, blending and the fitted LightGBM + CatBoost ensemble."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from projects.tabular_gbm.model import (
+    Ensemble,
+    best_single_feature,
+    blend,
+    cv_summary,
+    fit_ensemble,
+    fit_fold,
+    undersample,
+)
+from tests.conftest import REPO
+
+
+def _model_cfg(**overrides):
+    cfg = OmegaConf.load(REPO / "configs/tabular_gbm/model/lgbm_catboost.yaml")
+    cfg.lightgbm.num_boost_round = 30
+    cfg.catboost.params.iterations = 30
+    return OmegaConf.merge(cfg, overrides)
+
+
+def _data(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    X["site"] = pd.Categorical(rng.choice(["arm", "leg", "torso"], size=n))
+    y = (X["a"] + 0.3 * rng.normal(size=n) > 1.2).astype(int).to_numpy()
+    return X, y
+
+
+def test_undersampling_keeps_every_positive_and_the_asked_ratio():
+    y = np.array([1] * 10 + [0] * 500)
+    idx = undersample(y, neg_ratio=5, seed=0)
+    assert (y[idx] == 1).sum() == 10
+    assert (y[idx] == 0).sum() == 50
+    assert np.array_equal(idx, np.sort(idx))
+    assert not np.array_equal(idx, undersample(y, 5, seed=1))  # another seed, other negatives
+
+
+def test_undersampling_keeps_everything_when_negatives_are_few_or_ratio_is_zero():
+    y = np.array([1] * 10 + [0] * 30)
+    assert len(undersample(y, neg_ratio=5, seed=0)) == 40
+    assert len(undersample(np.array([1] * 10 + [0] * 500), neg_ratio=0, seed=0)) == 510
+
+
+def test_blend_is_the_normalised_weighted_mean():
+    scores = {"lightgbm": np.array([0.2, 0.8]), "catboost": np.array([0.4, 0.0])}
+    out = blend(scores, {"lightgbm": 3.0, "catboost": 1.0})
+    assert out == pytest.approx([0.25, 0.6])
+    with pytest.raises(ValueError, match="positive"):
+        blend(scores, {"lightgbm": 0.0, "catboost": 0.0})
+
+
+def test_fitted_ensemble_ranks_positives_first_and_predicts_the_blend():
+    X, y = _data()
+    ens = fit_ensemble(X, y, _model_cfg(), seed=0)
+    assert isinstance(ens, Ensemble)
+    each = ens.predict_each(X)
+    assert set(each) == {"lightgbm", "catboost"}
+    assert np.allclose(ens.predict(X), 0.5 * each["lightgbm"] + 0.5 * each["catboost"])
+    p = ens.predict(X)
+    assert p[y == 1].mean() > p[y == 0].mean() + 0.3
+
+
+def test_fit_fold_scores_only_the_held_out_fold_and_cv_summary_pools_them():
+    X, y = _data()
+    folds = np.arange(len(y)) % 3
+    cfg = _model_cfg()
+    oof = {m: np.zeros(len(y)) for m in ("lightgbm", "catboost", "ensemble")}
+    fold_metrics = []
+    for k in range(3):
+        va, preds, metrics = fit_fold(X, y, folds, k, cfg, seed=k)
+        assert np.array_equal(va, np.flatnonzero(folds == k))
+        for m in oof:
+            oof[m][va] = preds[m]
+        fold_metrics.append(metrics)
+    summary = cv_summary(y, oof, fold_metrics, 0.8)
+    assert summary["oof_pauc"] == summary["ensemble_oof_pauc"]
+    assert summary["oof_roc_auc"] > 0.8
+    means = [f["ensemble_roc_auc"] for f in fold_metrics]
+    assert summary["ensemble_fold_roc_auc_mean"] == pytest.approx(np.mean(means))
+
+
+def test_best_single_feature_finds_the_informative_column_in_either_direction():
+    X, y = _data()
+    X["neg_a"] = -X["a"]
+    name, score = best_single_feature(X.drop(columns=["a"]), y, ["b", "neg_a"], 0.8)
+    assert name == "neg_a" and score > 0.1
