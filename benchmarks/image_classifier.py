@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--data", default="data/smoke/isic2024")
+    parser.add_argument("--data", default="data/bench/isic2024")
     args = parser.parse_args()
     device = select_device().torch_device
     bf16 = device == "cuda"

@@ -13,10 +13,12 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from shared.errors import DataNotFoundError, InputError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError):
     """The composed config does not fit the project's schema."""
 
 
@@ -86,7 +88,7 @@ def require_dir(path: str | Path, what: str, how_to_get: str) -> Path:
     """Return `path` if it is a folder, else fail saying where we looked and how to get it."""
     p = Path(path).expanduser()
     if not p.is_dir():
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"{what} not found: looked in {p.resolve()}.\n{how_to_get}\n"
             "Point the project at it with data.dir=PATH."
         )

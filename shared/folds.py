@@ -11,10 +11,12 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from shared.errors import InputError
+
 FOLD_COLUMN = "fold"
 
 
-class FoldLeakageError(ValueError):
+class FoldLeakageError(InputError, ValueError):
     """A group (patient) appears in more than one fold."""
 
 

@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from shared.errors import DataNotFoundError, InputError
+
 DEFAULT_MAX_PIXELS = 40_000_000
 
 
-class CorruptImageError(ValueError):
+class CorruptImageError(InputError, ValueError):
     """An image's bytes could not be decoded; the message names its id."""
 
 
@@ -46,7 +48,7 @@ class HDF5ImageStore:
     def __init__(self, path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.path = Path(path)
         if not self.path.exists():
-            raise FileNotFoundError(f"HDF5 image file not found: {self.path}")
+            raise DataNotFoundError(f"HDF5 image file not found: {self.path}")
         self.max_pixels = max_pixels
         self._file = None
 
@@ -84,7 +86,7 @@ class FolderImageStore:
     def __init__(self, root: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
-            raise FileNotFoundError(f"image folder not found: {self.root}")
+            raise DataNotFoundError(f"image folder not found: {self.root}")
         self.max_pixels = max_pixels
 
     def missing(self, ids: Iterable[str]) -> list[str]:
@@ -93,7 +95,7 @@ class FolderImageStore:
     def read_bytes(self, image_id: str) -> bytes:
         path = self.root / image_id
         if not path.is_file():
-            raise FileNotFoundError(f"image '{image_id}' not found under {self.root}")
+            raise DataNotFoundError(f"image '{image_id}' not found under {self.root}")
         return path.read_bytes()
 
     def read(self, image_id: str) -> Image.Image:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from shared import REPO_ROOT
+from shared.errors import ModelNotFoundError
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -283,7 +284,8 @@ def register_if_better(
 ) -> tuple[str, bool]:
     """Register `model_uri` as a new version of `name`; move `champion` if it is better.
 
-    The current champion's score is read from its run's `metric`. Returns (version, promoted).
+    The current champion's score is the `metric` tag of its version (else its run's metric).
+    Returns (version, promoted).
     A tie keeps the old champion: a new version must be strictly better to take the alias.
     """
     mlflow = get_mlflow()
@@ -296,7 +298,10 @@ def register_if_better(
         current = None
     promote = True
     if current is not None and str(current.version) != str(version):
-        best = client.get_run(current.run_id).data.metrics.get(metric) if current.run_id else None
+        best = current.tags.get(metric)  # the score it was registered with
+        if best is None and current.run_id:
+            best = client.get_run(current.run_id).data.metrics.get(metric)
+        best = None if best is None else float(best)
         if best is not None:
             promote = value > best if higher_is_better else value < best
     if promote:
@@ -377,7 +382,7 @@ def load_registered_model(model_uri: str, make_target: str) -> Any:
     try:
         return mlflow.pyfunc.load_model(model_uri)
     except mlflow.exceptions.MlflowException as exc:
-        raise FileNotFoundError(
+        raise ModelNotFoundError(
             f"no model at {model_uri} in {tracking_uri()} ({exc.message.splitlines()[0]}). "
             f"Create it with `{make_target}`, or pass --model-uri."
         ) from None

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
+from shared.errors import DataNotFoundError
 from shared.images import FolderImageStore
 
 HOW_TO_GET = (
@@ -32,7 +33,7 @@ def read_karpathy(
     """
     annotations = Path(annotations)
     if not annotations.is_file():
-        raise FileNotFoundError(f"annotation file not found: {annotations.resolve()}. {HOW_TO_GET}")
+        raise DataNotFoundError(f"annotation file not found: {annotations.resolve()}. {HOW_TO_GET}")
     store = FolderImageStore(image_dir)
     data = json.loads(annotations.read_text())
     rows = []
@@ -54,7 +55,7 @@ def read_karpathy(
         raise ValueError(f"{annotations.name} has no images in split(s) {missing_splits}")
     missing = store.missing(df["path"])
     if missing:
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"{len(missing)} image file(s) of {annotations.name} are missing under "
             f"{Path(image_dir).resolve()}, e.g. {missing[:3]}"
         )

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from shared.cli import expected_errors
+from shared.errors import DataNotFoundError
 from shared.tracking import load_registered_model
 
 DEFAULT_MODEL = "models:/captioning-flickr8k@champion"
@@ -22,7 +24,7 @@ def caption_files(paths: list[Path], model_uri: str = DEFAULT_MODEL) -> pd.DataF
     """`path, caption` for each image file."""
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"image file(s) not found: {', '.join(missing)}")
+        raise DataNotFoundError(f"image file(s) not found: {', '.join(missing)}")
     model = load_registered_model(model_uri, MAKE_TARGET)
     images = [base64.b64encode(p.read_bytes()).decode() for p in paths]
     captions = model.predict(pd.DataFrame({"image": images}))
@@ -41,4 +43,5 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    main()
+    with expected_errors():
+        main()

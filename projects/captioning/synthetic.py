@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from shared.synthetic import ensure_generated
+
 COLORS = {
     "red": (220, 40, 40),
     "green": (40, 170, 60),
@@ -113,8 +115,7 @@ def write_dataset(
     return out
 
 
-def ensure_dataset(out_dir: str | Path, **kwargs) -> Path:
-    out = Path(out_dir)
-    if not (out / "dataset_synthetic.json").is_file():
-        write_dataset(out, **kwargs)
-    return out
+def ensure_dataset(out_dir: str | Path, **settings) -> Path:
+    """Generate the smoke data set into `out_dir` unless it holds it already (never into a
+    folder of someone else's files: `shared.synthetic.ensure_generated`)."""
+    return ensure_generated(out_dir, write_dataset, **settings)

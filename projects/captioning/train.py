@@ -10,7 +10,6 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-import hydra
 import pandas as pd
 from omegaconf import DictConfig
 
@@ -24,6 +23,7 @@ from projects.captioning.report import log_test_captions
 from projects.captioning.synthetic import ensure_dataset
 from projects.captioning.tokenizer import build_tokenizer
 from shared import tracking
+from shared.cli import hydra_entry
 from shared.config import to_dict, validate
 from shared.device import select_device
 from shared.lightning import build_trainer
@@ -105,10 +105,7 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="../../configs/captioning", config_name="train")
-def main(cfg: DictConfig) -> float:
-    return run(cfg)[cfg.tracking.headline_metric]
-
+main = hydra_entry(run, "captioning")
 
 if __name__ == "__main__":
     main()

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
 from torchvision.transforms import v2
 
 from shared.datasets import isic2024 as isic
+from shared.errors import DataNotFoundError
 from shared.folds import FOLD_COLUMN
 from shared.images import CorruptImageError, HDF5ImageStore
 from shared.logging import get_logger
@@ -155,7 +156,7 @@ def load_lesions(data_cfg: Any, loader_cfg: Any) -> tuple[pd.DataFrame, HDF5Imag
     df = isic.load_training_frame(data_cfg)[[isic.ID, isic.PATIENT, isic.TARGET, FOLD_COLUMN]]
     _, h5 = isic.train_paths(data_cfg.dir)
     if not h5.is_file():
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"{isic.TRAIN_HDF5} not found in {h5.parent.resolve()}. {isic.HOW_TO_GET}"
         )
     store = HDF5ImageStore(h5)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from shared.cli import expected_errors
 from shared.datasets import isic2024 as isic
 from shared.images import HDF5ImageStore
 from shared.tracking import load_registered_model
@@ -49,4 +50,5 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    with expected_errors():
+        main()

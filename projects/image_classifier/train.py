@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -22,6 +21,7 @@ from projects.image_classifier.pyfunc import LesionScorer, build_bundle, input_e
 from projects.image_classifier.report import log_oof
 from projects.image_classifier.state import RunState, resolve_run_dir
 from shared import tracking
+from shared.cli import hydra_entry
 from shared.config import validate
 from shared.datasets import isic2024 as isic
 from shared.folds import FOLD_COLUMN
@@ -116,10 +116,7 @@ def run(raw_cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[st
     return summary
 
 
-@hydra.main(version_base="1.3", config_path="../../configs/image_classifier", config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    return run(cfg).get(cfg.tracking.headline_metric)
-
+main = hydra_entry(run, "image_classifier")
 
 if __name__ == "__main__":
     main()

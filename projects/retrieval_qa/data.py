@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from shared.config import require_dir
+from shared.errors import DataNotFoundError, InputError
 
 LETTERS = ["A", "B", "C", "D", "E"]
 QUESTION_COLUMNS = ["id", "prompt", *LETTERS]
@@ -16,7 +17,7 @@ HOW_TO_GET = (
 )
 
 
-class BadQuestionError(ValueError):
+class BadQuestionError(InputError, ValueError):
     """A question row cannot be used; the message names the row."""
 
 
@@ -24,7 +25,7 @@ def read_questions(path: str | Path, require_answer: bool) -> pd.DataFrame:
     """train.csv / test.csv: `id, prompt, A..E[, answer]`, checked row by row."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"question file not found: {path.resolve()}. {HOW_TO_GET}")
+        raise DataNotFoundError(f"question file not found: {path.resolve()}. {HOW_TO_GET}")
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in QUESTION_COLUMNS if c not in df.columns]
     if missing:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from projects.retrieval_qa.data import LETTERS, read_questions
+from shared.cli import expected_errors
 from shared.tracking import load_registered_model
 
 DEFAULT_MODEL = "models:/retrieval_qa-llm-science-exam@champion"
@@ -67,4 +68,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with expected_errors():
+        main()

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from projects.retrieval_qa.data import LETTERS
+from shared.synthetic import ensure_generated
 
 SYLLABLES = [
     "zor",
@@ -171,8 +172,7 @@ def write_dataset(
     return out
 
 
-def ensure_dataset(out_dir: str | Path, **kwargs) -> Path:
-    out = Path(out_dir)
-    if not (out / "train.csv").is_file():
-        write_dataset(out, **kwargs)
-    return out
+def ensure_dataset(out_dir: str | Path, **settings) -> Path:
+    """Generate the smoke data set into `out_dir` unless it holds it already (never into a
+    folder of someone else's files: `shared.synthetic.ensure_generated`)."""
+    return ensure_generated(out_dir, write_dataset, **settings)

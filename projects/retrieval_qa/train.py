@@ -9,7 +9,6 @@ import json
 import tempfile
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
 from projects.retrieval_qa.config import RetrievalQAConfig
@@ -28,6 +27,7 @@ from projects.retrieval_qa.report import samples_markdown
 from projects.retrieval_qa.retrieval import retrieval_recalls
 from projects.retrieval_qa.synthetic import ensure_dataset
 from shared import tracking
+from shared.cli import hydra_entry
 from shared.config import to_dict, validate
 from shared.logging import get_logger
 from shared.seed import seed_everything
@@ -101,10 +101,7 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="../../configs/retrieval_qa", config_name="train")
-def main(cfg: DictConfig) -> float:
-    return run(cfg)[cfg.tracking.headline_metric]
-
+main = hydra_entry(run, "retrieval_qa")
 
 if __name__ == "__main__":
     main()

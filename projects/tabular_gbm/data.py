@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from shared.datasets import isic2024 as isic
+from shared.errors import DataNotFoundError
 from shared.folds import FOLD_COLUMN
 
 IMAGE_SCORE = "image_score"
@@ -29,7 +30,7 @@ def join_image_oof(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"image OOF file not found: {path.resolve()}. Run image_classifier first "
             "(make image-classifier-smoke writes it) or unset data.image_oof."
         )

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from projects.tabular_gbm.data import IMAGE_SCORE
+from shared.cli import expected_errors
 from shared.datasets import isic2024 as isic
 from shared.tracking import load_registered_model
 
@@ -51,4 +52,5 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    with expected_errors():
+        main()

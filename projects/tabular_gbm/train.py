@@ -5,7 +5,6 @@ python -m projects.tabular_gbm.train experiment=smoke|full [data.dir=PATH] [key=
 
 from __future__ import annotations
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig
 
@@ -22,6 +21,7 @@ from projects.tabular_gbm.model import (
 from projects.tabular_gbm.pyfunc import TabularGBMModel
 from projects.tabular_gbm.report import log_cv_artifacts, log_importance
 from shared import tracking
+from shared.cli import hydra_entry
 from shared.config import validate
 from shared.datasets import isic2024 as isic
 from shared.folds import FOLD_COLUMN
@@ -109,10 +109,7 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path="../../configs/tabular_gbm", config_name="train")
-def main(cfg: DictConfig) -> float:
-    return run(cfg)[cfg.tracking.headline_metric]
-
+main = hydra_entry(run, "tabular_gbm")
 
 if __name__ == "__main__":
     main()

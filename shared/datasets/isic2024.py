@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from shared.config import require_dir
+from shared.errors import DataNotFoundError, InputError
 
 TRAIN_CSV = "train-metadata.csv"
 TEST_CSV = "test-metadata.csv"
@@ -124,7 +125,7 @@ class IsicDataConfig:
     synthetic: SyntheticConfig | None
 
 
-class MissingColumnsError(KeyError):
+class MissingColumnsError(InputError, KeyError):
     """The metadata lacks columns the pipeline needs."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
@@ -145,7 +146,7 @@ def read_metadata(path: str | Path, train: bool = True) -> pd.DataFrame:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"metadata file not found: {path.resolve()}. {HOW_TO_GET}")
+        raise DataNotFoundError(f"metadata file not found: {path.resolve()}. {HOW_TO_GET}")
     df = pd.read_csv(path, na_values=["NA", ""], keep_default_na=True, low_memory=False)
     check_columns(df, REQUIRED_TRAIN if train else REQUIRED_TEST, path.name)
     for col in NUMERIC:
@@ -164,7 +165,7 @@ def train_paths(data_dir: str | Path) -> tuple[Path, Path]:
     root = require_dir(data_dir, "ISIC 2024 data folder", HOW_TO_GET)
     csv = root / TRAIN_CSV
     if not csv.is_file():
-        raise FileNotFoundError(f"{TRAIN_CSV} not found in {root.resolve()}. {HOW_TO_GET}")
+        raise DataNotFoundError(f"{TRAIN_CSV} not found in {root.resolve()}. {HOW_TO_GET}")
     return csv, root / TRAIN_HDF5
 
 

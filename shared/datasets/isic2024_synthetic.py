@@ -22,6 +22,7 @@ import pandas as pd
 
 from shared.datasets import isic2024 as isic
 from shared.images import write_hdf5_jpegs
+from shared.synthetic import ensure_generated
 
 LOCATIONS = {
     "head/neck": [("Head & Neck", "Head & Neck")],
@@ -290,9 +291,7 @@ def write_dataset(
     return out
 
 
-def ensure_dataset(out_dir: str | Path, **kwargs) -> Path:
-    """Generate the smoke data set unless `out_dir` already holds one."""
-    out = Path(out_dir)
-    if not (out / isic.TRAIN_CSV).is_file() or not (out / isic.TRAIN_HDF5).is_file():
-        write_dataset(out, **kwargs)
-    return out
+def ensure_dataset(out_dir: str | Path, **settings) -> Path:
+    """Generate the smoke data set into `out_dir` unless it holds it already (never into a
+    folder of someone else's files: `shared.synthetic.ensure_generated`)."""
+    return ensure_generated(out_dir, write_dataset, **settings)

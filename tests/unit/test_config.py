@@ -1,6 +1,7 @@
 """Every project's real config composes and validates; bad keys and types fail by name."""
 
 import importlib
+import os
 import subprocess
 import sys
 
@@ -51,8 +52,31 @@ def test_cli_fails_at_start_up_naming_the_key():
         text=True,
         timeout=120,
     )
-    assert proc.returncode != 0
-    assert "model.lightgbm.num_boost_round" in proc.stderr + proc.stdout
+    assert proc.returncode == 2
+    assert "error: config key 'model.lightgbm.num_boost_round'" in proc.stderr
+    assert "Traceback" not in proc.stderr  # an expected error is a message, not a stack
+
+
+def test_cli_missing_data_is_one_message_that_says_where_it_looked(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "projects.tabular_gbm.train",
+            "experiment=full",
+            f"data.dir={tmp_path}/nowhere",
+            f"paths.output_dir={tmp_path}/out",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"},
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
+    assert len(lines) == 1 and str(tmp_path / "nowhere") in lines[0]
+    assert "Traceback" not in proc.stderr
 
 
 def test_missing_data_folder_says_where_it_looked_and_how_to_get_it(project_config, tmp_path):

@@ -141,7 +141,12 @@ def test_flatten_nested_config():
 
 def _tracking_cfg(exp, name, register=True):
     return OmegaConf.create(
-        {"headline_metric": "val_score", "model_name": name, "register": register, "experiment": exp}
+        {
+            "headline_metric": "val_score",
+            "model_name": name,
+            "register": register,
+            "experiment": exp,
+        }
     )
 
 
