@@ -104,3 +104,8 @@ captioning-smoke: $(STAMP) ## captioning on rendered scenes (CPU, ~3 min)
 	$(PY) -m projects.captioning.train experiment=smoke $(ARGS)
 captioning: $(STAMP) ## captioning on a Karpathy split (GPU): DATA=/path
 	$(PY) -m projects.captioning.train experiment=full $(if $(DATA),data.dir=$(DATA)) $(ARGS)
+
+# --- shell (projects/shell) ---
+.PHONY: shell
+shell: $(STAMP) ## Start the Unix shell (fork/exec, pipes, job control): python -m projects.shell
+	$(PY) -m projects.shell
