@@ -33,7 +33,8 @@ class PathsConfig:
 class TrackingConfig:
     experiment: str
     run_name: str | None
-    headline_metric: str
+    headline_metric: str  # validation (or out-of-fold) metric: announced and chosen on
+    test_metric: str | None  # recorded on the registered version, never used to choose
     model_name: str  # the registered model: <project>-<data set name>
     register: bool
     tags: dict[str, str]

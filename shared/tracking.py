@@ -372,8 +372,27 @@ def publish(
         mlflow.set_tags(
             {"registered_model": name, "model_version": version, "champion": str(promoted).lower()}
         )
+        _tag_version(name, version, run, tracking_cfg, metrics)
     announce(run, headline, metrics[headline])
     return info.model_uri
+
+
+def _tag_version(name: str, version: str, run: Any, tracking_cfg: Any, metrics: Mapping) -> None:
+    """What a reviewer needs on the version itself: where it came from and how it scored."""
+    client = get_mlflow().MlflowClient()
+    tags = client.get_run(run.info.run_id).data.tags
+    out = {
+        "run_id": run.info.run_id,
+        "git_sha": tags.get("git_sha", "unknown"),
+        "data_fingerprint": tags.get("data_fingerprint", "unknown"),
+        "experiment": tags.get("experiment", "unknown"),
+        "validation_metric": tracking_cfg.headline_metric,
+    }
+    test = tracking_cfg.test_metric
+    if test and test in metrics:
+        out.update(test_metric=test, **{test: str(metrics[test])})
+    for key, value in out.items():
+        client.set_model_version_tag(name, version, key, value)
 
 
 def load_registered_model(model_uri: str, make_target: str) -> Any:

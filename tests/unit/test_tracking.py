@@ -145,6 +145,7 @@ def _tracking_cfg(exp, name, register=True):
             "headline_metric": "val_score",
             "model_name": name,
             "register": register,
+            "test_metric": "test_score",
             "experiment": exp,
         }
     )
@@ -155,9 +156,16 @@ def test_publish_logs_registers_under_the_configured_name_and_announces(mlflow_s
     client = mlflow.MlflowClient()
     with tracking.start_run(exp) as run:
         uri = tracking.publish(
-            run, _tracking_cfg(exp, name), {"val_score": 0.6, "other": 1.0}, python_model=_Const()
+            run,
+            _tracking_cfg(exp, name),
+            {"val_score": 0.6, "test_score": 0.9},
+            python_model=_Const(),
         )
     tags = _run(run.info.run_id).data.tags
+    version = client.get_model_version(name, tags["model_version"])
+    assert version.tags["run_id"] == run.info.run_id and version.tags["val_score"] == "0.6"
+    assert version.tags["test_metric"] == "test_score" and version.tags["test_score"] == "0.9"
+    assert {"git_sha", "data_fingerprint", "experiment", "validation_metric"} <= set(version.tags)
     assert tags["model_uri"] == uri and tags["registered_model"] == name
     assert tags["champion"] == "true" and tags["headline_metric"] == "val_score"
     assert client.get_model_version_by_alias(name, "champion").run_id == run.info.run_id
