@@ -69,6 +69,12 @@ def test_pane_wraps_long_lines_and_scrolls_within_bounds():
     assert shown[0] == "line 0" and scroll == 9
 
 
+def user_column(screen: str) -> list[str]:
+    """The names listed right of the pane divider, below the 'users (n)' heading."""
+    right = [line.split("|", 1)[1].strip() for line in screen.splitlines() if "|" in line]
+    return [name for name in right[1:] if name]
+
+
 class Tmux:
     """One private tmux server (its own socket) running one program in a fixed-size pane."""
 
@@ -119,7 +125,7 @@ def test_curses_client_in_a_terminal_sends_shows_and_quits(server):
             if "alice" not in joined(bob, "lobby")["users"]:
                 bob.wait_for("presence", user="alice")
             term.wait_for("bob joined #lobby")
-            assert "bob" in term.screen().split("users (2)")[1], "bob is in the user list"
+            assert user_column(term.wait_for("users (2)")) == ["alice", "bob"]
 
             term.type("hello from the terminal")
             got = bob.wait_for("message", room="lobby")
