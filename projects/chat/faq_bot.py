@@ -6,7 +6,8 @@ default the text embedded is the question followed by its answer (`index_text`):
 the answer's words ("pytest", "linter", "GBM") as often as in the question's. An incoming
 question gets the answer of its nearest entry when their similarity reaches `threshold`, and
 "I don't know." otherwise: a confident wrong answer is worse than none.
-The bot answers private messages, and room messages that mention it (@faqbot) or end in "?".
+The bot answers private messages, and room messages that mention it (@faqbot): answering every
+line that ends in "?" would answer people talking to each other.
 
     python -m projects.chat.faq_bot [--host H --port P] [threshold=0.5 rooms=[lobby,dev] ...]
 """
@@ -147,7 +148,7 @@ def question_in(event: dict[str, Any], bot: str) -> str | None:
     mention = re.compile(rf"@{re.escape(bot)}\b[:,]?", re.IGNORECASE)
     if mention.search(text):
         return mention.sub("", text).strip() or None
-    return text if text.endswith("?") else None
+    return None
 
 
 def serve(client: Any, index: FaqIndex, cfg: BotConfig, stop: Callable[[], bool]) -> None:
