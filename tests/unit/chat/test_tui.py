@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 
@@ -78,13 +77,13 @@ def user_column(screen: str) -> list[str]:
 class Tmux:
     """One private tmux server (its own socket) running one program in a fixed-size pane."""
 
-    def __init__(self, command: str, width: int = 100, height: int = 24) -> None:
-        self.sock = f"chat-test-{uuid.uuid4().hex[:8]}"
+    def __init__(self, socket_path: str, command: str, width: int = 100, height: int = 24) -> None:
+        self.sock = socket_path
         self._tmux("new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height), command)
 
     def _tmux(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            ["tmux", "-L", self.sock, *args], capture_output=True, text=True, timeout=10
+            ["tmux", "-S", self.sock, *args], capture_output=True, text=True, timeout=10
         )
 
     def type(self, text: str) -> None:
@@ -111,14 +110,14 @@ class Tmux:
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (Debian package tmux)")
-def test_curses_client_in_a_terminal_sends_shows_and_quits(server):
+def test_curses_client_in_a_terminal_sends_shows_and_quits(server, tmp_path):
     host, port = server.address
     cmd = (
         f"cd {shlex.quote(REPO)} && TERM=xterm-256color exec {shlex.quote(sys.executable)} "
         "-m projects.chat.client "
         f"--name alice host={host} port={port}"
     )
-    term = Tmux(cmd)
+    term = Tmux(str(tmp_path / "tmux.sock"), cmd)
     try:
         term.wait_for("you joined #lobby")
         with ChatClient(host, port, "bob", p2p=True) as bob:
