@@ -109,3 +109,18 @@ captioning: $(STAMP) ## captioning on a Karpathy split (GPU): DATA=/path
 .PHONY: shell
 shell: $(STAMP) ## Start the Unix shell (fork/exec, pipes, job control): python -m projects.shell
 	$(PY) -m projects.shell
+
+# --- chat (projects/chat) ---
+# A terminal chat on the OS's own interfaces (selectors, sqlite3, curses); see projects/chat/README.md.
+.PHONY: chat-server chat-client chat-bot chat-faq-eval chat-bench
+chat-server: $(STAMP) ## Chat server on 127.0.0.1:5050 (configs/chat/server.yaml; ARGS="port=6000")
+	$(PY) -m projects.chat.server $(ARGS)
+chat-client: $(STAMP) ## Curses chat client: make chat-client NAME=alice [ROOM=lobby]
+	@test -n "$(NAME)" || { echo "usage: make chat-client NAME=yourname [ROOM=lobby]"; exit 2; }
+	$(PY) -m projects.chat.client --name $(NAME) $(if $(ROOM),--room $(ROOM)) $(ARGS)
+chat-bot: $(STAMP) ## FAQ bot: joins the chat as user faqbot (configs/chat/bot.yaml)
+	$(PY) -m projects.chat.faq_bot $(ARGS)
+chat-faq-eval: $(STAMP) ## FAQ bot accuracy@1, precision/coverage at its threshold -> MLflow 'chat'
+	$(PY) -m projects.chat.faq_eval $(ARGS)
+chat-bench: $(STAMP) ## Chat throughput, p50/p99 latency: N clients x M messages over loopback
+	$(PY) benchmarks/chat.py $(ARGS)

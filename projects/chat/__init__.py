@@ -1,0 +1,1 @@
+"""A terminal chat: selectors server, curses client, peer-to-peer DMs, SQLite history, FAQ bot."""
