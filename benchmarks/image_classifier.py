@@ -60,7 +60,8 @@ def main() -> None:
     args = parser.parse_args()
     device = select_device().torch_device
     bf16 = device == "cuda"
-    data = ensure_dataset(args.data)
+    smoke = OmegaConf.load(REPO_ROOT / "configs/common/isic2024/smoke.yaml").synthetic
+    data = ensure_dataset(args.data, **smoke)
     ids = pd.read_csv(data / "train-metadata.csv", usecols=["isic_id"])["isic_id"].tolist()
     store = HDF5ImageStore(data / "train-image.hdf5")
     aug = OmegaConf.load(REPO_ROOT / "configs/image_classifier/loader/default.yaml").augment

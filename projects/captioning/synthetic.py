@@ -79,11 +79,12 @@ def render_scene(rng: np.random.Generator, size: int) -> tuple[Image.Image, list
 
 def write_dataset(
     out_dir: str | Path,
-    n_train: int = 1200,
-    n_val: int = 150,
-    n_test: int = 150,
-    image_size: int = 96,
-    seed: int = 0,
+    *,
+    n_train: int,
+    n_val: int,
+    n_test: int,
+    image_size: int,
+    seed: int,
 ) -> Path:
     """Images under `out_dir/images/` and `out_dir/dataset_synthetic.json` (Karpathy format)."""
     out = Path(out_dir)

@@ -43,7 +43,8 @@ def run(raw_cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[st
         log.warning("resume=true but %s has no state.json: starting afresh", run_dir)
     state = RunState(run_dir / "state.json", cfg.resume)
     frame, store = load_lesions(cfg.data, cfg.loader)
-    folds = [int(k) for k in (cfg.cv.folds if cfg.cv.folds is not None else sorted(frame[FOLD_COLUMN].unique()))]
+    every_fold = sorted(int(k) for k in frame[FOLD_COLUMN].unique())
+    folds = list(cfg.cv.folds) if cfg.cv.folds is not None else every_fold
     log.info(
         "%d images, %d positives, folds %s, run dir %s",
         len(frame),

@@ -152,11 +152,12 @@ def generate(n_entities: int, n_distractors: int, seed: int) -> tuple[pd.DataFra
 
 def write_dataset(
     out_dir: str | Path,
-    n_entities: int = 100,
-    n_distractors: int = 60,
-    test_fraction: float = 0.25,
-    corpus_files: int = 2,
-    seed: int = 0,
+    *,
+    n_entities: int,
+    n_distractors: int,
+    test_fraction: float,
+    corpus_files: int,
+    seed: int,
 ) -> Path:
     """`train.csv`, `test.csv` (answers kept for scoring), `corpus/*.parquet`, `smoke-gold.csv`."""
     out = Path(out_dir)

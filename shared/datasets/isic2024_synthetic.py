@@ -249,12 +249,12 @@ def render_lesion(row: pd.Series, size: int, rng: np.random.Generator) -> np.nda
 def write_dataset(
     out_dir: str | Path,
     *,
-    n_patients: int = 150,
-    mean_lesions: float = 40,
-    positive_rate: float = 0.03,
-    image_size: int = 128,
-    test_fraction: float = 0.1,
-    seed: int = 0,
+    n_patients: int,
+    mean_lesions: float,
+    positive_rate: float,
+    image_size: int,
+    test_fraction: float,
+    seed: int,
 ) -> Path:
     """Write train/test metadata CSVs, HDF5 JPEG stores, sample submission and the oracle file."""
     out = Path(out_dir)
