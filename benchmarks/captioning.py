@@ -62,7 +62,7 @@ def main() -> None:
     beam_search(dec, memory[:n_img], 0, eos, args.tokens, beam_size=args.beam)
     beam_tps = n_img * args.tokens / (time.perf_counter() - t0)
     rows += [
-        (f"beam {args.beam}, cache on (per image)", f"{beam_tps:,.0f} output tokens/s"),
+        (f"beam {args.beam}, cache on ({n_img} images)", f"{beam_tps:,.0f} output tokens/s"),
         ("greedy / beam", f"{speeds[True] / beam_tps:.1f}x"),
     ]
 

@@ -3,7 +3,8 @@
 Token + position embeddings -> n pre-LN blocks (causal self-attention, cross-attention to the
 image tokens, MLP) -> final LayerNorm -> output head tied to the token embedding. With
 `cross_attention=False` it is exactly GPT-2, and `load_hf_gpt2` copies a Hugging Face
-checkpoint into it (the cross-attention layers stay freshly initialised).
+checkpoint into it, checking every key and shape (the cross-attention layers stay freshly
+initialised unless the checkpoint has them: a GPT-2 built with `add_cross_attention=True`).
 
 Generation keeps a key/value cache: past self-attention keys/values per layer, and the
 cross-attention keys/values of the image, computed once.
@@ -12,6 +13,7 @@ cross-attention keys/values of the image, computed once.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import torch
@@ -196,41 +198,109 @@ class GPT2Decoder(nn.Module):
         return self.lm_head(self.ln_f(x)), new_cache
 
 
-def load_hf_gpt2(decoder: GPT2Decoder, source) -> GPT2Decoder:
-    """Copy a Hugging Face GPT-2 (a `GPT2LMHeadModel`, a name or a path) into `decoder`.
+def load_hf_gpt2(decoder: GPT2Decoder, source: str | nn.Module) -> GPT2Decoder:
+    """Copy a Hugging Face `GPT2LMHeadModel` (the model, a hub name or a path) into `decoder`.
 
-    HF's Conv1D stores weights as (in, out): they are transposed into nn.Linear's (out, in).
-    Cross-attention layers are not in GPT-2 and keep their fresh initialisation.
+    Every checkpoint tensor must land on a decoder tensor of the same shape and every decoder
+    tensor must be filled (as nanoGPT's `from_pretrained` asserts), else ValueError names the
+    keys and shapes: a partial load would train on half-random weights without a word. The one
+    exception is cross-attention, which plain GPT-2 lacks: it keeps its fresh init then, and is
+    copied when the checkpoint has it (`add_cross_attention=True`). HF's Conv1D stores a
+    weight as (in, out); it is transposed into nn.Linear's (out, in).
     """
     if isinstance(source, str):
         from transformers import GPT2LMHeadModel
 
         source = GPT2LMHeadModel.from_pretrained(source)
-    sd = source.state_dict()
-    cfg = decoder.cfg
-    if sd["transformer.wte.weight"].shape != (cfg.vocab_size, cfg.n_embd):
-        raise ValueError(
-            f"checkpoint embedding {tuple(sd['transformer.wte.weight'].shape)} does "
-            f"not fit vocab_size={cfg.vocab_size}, n_embd={cfg.n_embd}"
+    _check_hf_config(decoder.cfg, source.config)
+    theirs = source.state_dict()
+    ours = decoder.state_dict()  # shares storage with the parameters: copy_ writes into them
+    names = {_hf_name(k): k for k in ours}  # HF key -> our key
+    if not any(".crossattention." in k for k in theirs):  # plain GPT-2: cross keeps its init
+        names = {h: o for h, o in names.items() if not _is_cross(h)}
+
+    missing = sorted(names.keys() - theirs.keys())
+    unexpected = sorted(theirs.keys() - names.keys())
+    wrong_shape = [
+        f"{h}: checkpoint {tuple(theirs[h].shape)} vs decoder {tuple(_hf_shape(h, ours[o]))}"
+        for h, o in names.items()
+        if h in theirs and theirs[h].shape != _hf_shape(h, ours[o])
+    ]
+    problems = [
+        f"{what} ({len(keys)}): {_few(keys)}"
+        for what, keys in (
+            ("checkpoint keys the decoder lacks", unexpected),
+            ("decoder keys the checkpoint lacks", missing),
+            ("shapes that differ (in the checkpoint's layout)", wrong_shape),
         )
+        if keys
+    ]
+    if problems:
+        raise ValueError("cannot load the GPT-2 checkpoint: " + "; ".join(problems))
+    if not torch.equal(theirs["lm_head.weight"], theirs["transformer.wte.weight"]):
+        raise ValueError("checkpoint lm_head.weight is not tied to wte; the decoder ties them")
+
     with torch.no_grad():
-        decoder.wte.weight.copy_(sd["transformer.wte.weight"])
-        decoder.wpe.weight[: sd["transformer.wpe.weight"].shape[0]].copy_(
-            sd["transformer.wpe.weight"]
-        )
-        decoder.ln_f.weight.copy_(sd["transformer.ln_f.weight"])
-        decoder.ln_f.bias.copy_(sd["transformer.ln_f.bias"])
-        for i, block in enumerate(decoder.blocks):
-            p = f"transformer.h.{i}."
-            for ours, theirs in ((block.ln_1, "ln_1"), (block.ln_2, "ln_2")):
-                ours.weight.copy_(sd[p + theirs + ".weight"])
-                ours.bias.copy_(sd[p + theirs + ".bias"])
-            for ours, theirs in (
-                (block.attn.c_attn, "attn.c_attn"),
-                (block.attn.c_proj, "attn.c_proj"),
-                (block.mlp.c_fc, "mlp.c_fc"),
-                (block.mlp.c_proj, "mlp.c_proj"),
-            ):
-                ours.weight.copy_(sd[p + theirs + ".weight"].t())
-                ours.bias.copy_(sd[p + theirs + ".bias"])
+        for h, o in names.items():
+            ours[o].copy_(theirs[h].t() if _is_conv1d(h, theirs[h]) else theirs[h])
     return decoder
+
+
+# Our block's module names -> Hugging Face GPT2Block's (HF fuses cross-attention k,v in c_attn).
+_HF_BLOCK_NAMES = {
+    "ln_1": "ln_1",
+    "attn.c_attn": "attn.c_attn",
+    "attn.c_proj": "attn.c_proj",
+    "ln_cross": "ln_cross_attn",
+    "cross.q_proj": "crossattention.q_attn",
+    "cross.kv_proj": "crossattention.c_attn",
+    "cross.c_proj": "crossattention.c_proj",
+    "ln_2": "ln_2",
+    "mlp.c_fc": "mlp.c_fc",
+    "mlp.c_proj": "mlp.c_proj",
+}
+
+
+def _hf_name(ours: str) -> str:
+    if ours == "lm_head.weight":
+        return ours
+    block = re.fullmatch(r"blocks\.(\d+)\.(.+)\.(weight|bias)", ours)
+    if block:
+        i, module, kind = block.groups()
+        return f"transformer.h.{i}.{_HF_BLOCK_NAMES[module]}.{kind}"
+    return "transformer." + ours
+
+
+def _is_cross(hf_name: str) -> bool:
+    return ".crossattention." in hf_name or ".ln_cross_attn." in hf_name
+
+
+def _is_conv1d(hf_name: str, t: torch.Tensor) -> bool:
+    """Inside a block every 2-D weight is a Conv1D (LayerNorm weights are 1-D)."""
+    return hf_name.startswith("transformer.h.") and t.ndim == 2
+
+
+def _hf_shape(hf_name: str, ours: torch.Tensor) -> torch.Size:
+    return ours.t().shape if _is_conv1d(hf_name, ours) else ours.shape
+
+
+def _few(keys: list[str], n: int = 8) -> str:
+    more = f", ... and {len(keys) - n} more" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
+
+
+def _check_hf_config(cfg: DecoderConfig, hf) -> None:
+    """What shapes cannot show: head count, LayerNorm eps, activation and attention scaling."""
+    wanted = {
+        "n_head": cfg.n_head,
+        "layer_norm_epsilon": cfg.layer_norm_eps,
+        "scale_attn_weights": True,
+        "scale_attn_by_inverse_layer_idx": False,
+    }
+    bad = [
+        f"{k}={getattr(hf, k)!r} (decoder: {v!r})" for k, v in wanted.items() if getattr(hf, k) != v
+    ]
+    if hf.activation_function not in ("gelu_new", "gelu_pytorch_tanh"):
+        bad.append(f"activation_function={hf.activation_function!r} (decoder: tanh GELU)")
+    if bad:
+        raise ValueError("checkpoint config does not match the decoder: " + ", ".join(bad))
