@@ -17,7 +17,7 @@ ALL_PROJECTS := tabular_gbm image_classifier retrieval_qa captioning
 SMOKE_IMAGE_OOF := data/oof/image_classifier_isic2024-smoke.csv
 PROJECTS := $(foreach p,$(ALL_PROJECTS),$(if $(wildcard projects/$(p)/train.py),$(p)))
 
-.PHONY: help setup smoke test test-slow test-all lint format mlflow-ui clean clean-all report benchmarks \
+.PHONY: help setup smoke serve test test-slow test-all lint format mlflow-ui clean clean-all report benchmarks \
 	tabular-gbm-smoke tabular-gbm image-classifier-smoke image-classifier \
 	retrieval-qa-smoke retrieval-qa captioning-smoke captioning stacking-smoke lock
 
@@ -74,6 +74,12 @@ mlflow-ui: $(STAMP) ## Serve the embedded MLflow store on 127.0.0.1
 	@echo "MLflow UI: http://127.0.0.1:5000  (store: sqlite:///$(CURDIR)/mlflow.db)"
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
 		--default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000 --workers 1
+
+serve: $(STAMP) ## Serve a registered model over REST: make serve MODEL=tabular_gbm-isic2024-smoke [PORT=5001]
+	@test -n "$(MODEL)" || { echo "usage: make serve MODEL=<registered model> [PORT=5001]"; exit 2; }
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" \
+		$(VENV)/bin/mlflow models serve -m "models:/$(MODEL)@champion" --env-manager local \
+		--host 127.0.0.1 --port $(or $(PORT),5001) --workers 1
 
 benchmarks: $(STAMP) ## Run every benchmark script (prints figures)
 	@for f in benchmarks/*.py; do echo "=== $$f"; $(PY) $$f || exit 1; done

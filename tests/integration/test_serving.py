@@ -1,0 +1,105 @@
+"""Every registered smoke model answers over REST exactly as it does in process.
+
+Each project's tiny pipeline registers its model; `mlflow models serve --env-manager local`
+serves it on a loopback port, the model's own input example is posted to `/invocations`, and the
+answer must equal `mlflow.pyfunc.load_model(...).predict(...)` on the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+PROJECTS = {
+    "tabular_gbm": "tabular_gbm-isic2024-smoke",
+    "image_classifier": "image_classifier-isic2024-smoke",
+    "retrieval_qa": "retrieval_qa-llm-science-exam-smoke",
+    "captioning": "captioning-scenes-smoke",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(port: int, frame: pd.DataFrame, timeout: float = 120) -> list:
+    body = json.dumps({"dataframe_split": json.loads(frame.to_json(orient="split"))})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/invocations",
+        data=body.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read())["predictions"]
+
+
+def _serve(model_uri: str, port: int, log: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri]
+    cmd += ["--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    # the scoring server runs `uvicorn` from PATH: the venv's own bin folder first
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.Popen(
+        cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
+
+
+def _wait_ready(port: int, proc: subprocess.Popen, log: Path, limit: float = 240) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                return
+        except OSError:
+            time.sleep(1)
+    raise AssertionError(f"server not ready in {limit} s:\n{log.read_text()[-3000:]}")
+
+
+def _as_comparable(x) -> list:
+    if isinstance(x, pd.DataFrame):
+        return json.loads(x.to_json(orient="records"))
+    if isinstance(x, pd.Series):
+        return x.tolist()
+    return np.asarray(x).tolist()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("project", sorted(PROJECTS))
+def test_registered_smoke_model_answers_over_rest_as_in_process(project, tiny, tmp_path):
+    module = __import__(f"projects.{project}.train", fromlist=["run"])
+    module.run(tiny(project))
+    uri = f"models:/{PROJECTS[project]}@champion"
+    model = mlflow.pyfunc.load_model(uri)
+    example = model.input_example
+    assert isinstance(example, pd.DataFrame) and len(example) >= 1
+    expected = _as_comparable(model.predict(example))
+
+    port, log = _free_port(), tmp_path / "serve.log"
+    proc = _serve(uri, port, log)
+    try:
+        _wait_ready(port, proc, log)
+        got = _post(port, example)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    if got and isinstance(got[0], dict) and len(got[0]) == 1 and not isinstance(expected[0], dict):
+        got = [next(iter(row.values())) for row in got]  # a named Series comes back as records
+    if expected and isinstance(expected[0], float):
+        assert np.allclose(got, expected, atol=1e-6)
+    else:
+        assert got == expected
