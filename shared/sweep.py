@@ -1,7 +1,7 @@
 """Hyper-parameter sweeps: a small Optuna driver over any project's `run(cfg)`.
 
 python -m shared.sweep --project tabular_gbm --trials 20 [--n-jobs 2] [--space default]
-    [--storage postgresql://...] [key=value ...]
+    [--storage postgresql+psycopg2://.../optuna] [key=value ...]
 
 The search space is `configs/<project>/hparams_search/<space>.yaml` (Hydra keys -> Optuna
 distributions; read here, not composed by Hydra). The study lives in a database (`sweeps.db`
@@ -91,6 +91,7 @@ class Space:
     sampler: dict[str, Any]
     pruner: dict[str, Any]
     report_metric: str | None
+    overrides: list[str]  # fixed for every trial, e.g. per-trial output files
 
 
 def load_space(project: str, name: str) -> Space:
@@ -101,8 +102,8 @@ def load_space(project: str, name: str) -> Space:
     if not path.is_file():
         found = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise SweepError(f"no search space {path} (spaces of {project}: {found or 'none'})")
-    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    unknown = set(raw) - {"direction", "params", "sampler", "pruner", "report_metric"}
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    unknown = set(raw) - {"direction", "params", "sampler", "pruner", "report_metric", "overrides"}
     if unknown:
         raise SweepError(f"{path}: unknown keys {sorted(unknown)}")
     if raw.get("direction") not in ("maximize", "minimize"):
@@ -124,6 +125,7 @@ def load_space(project: str, name: str) -> Space:
         sampler=raw.get("sampler") or {},
         pruner=raw.get("pruner") or {},
         report_metric=raw.get("report_metric"),
+        overrides=list(raw.get("overrides") or []),
     )
 
 
@@ -173,7 +175,12 @@ def compose(project: str, overrides: Sequence[str]) -> Any:
 
 
 def open_storage(url: str) -> Any:
-    """An Optuna RDB storage; an unreachable database fails here, naming the URL."""
+    """An Optuna RDB storage; an unreachable database fails here, naming the URL.
+
+    PostgreSQL URLs name the driver, `postgresql+psycopg2://` (SQLAlchemy 2.1's plain
+    `postgresql://` means psycopg 3, which is not installed), and a database of its own: Optuna
+    and MLflow both keep an `alembic_version` table.
+    """
     import optuna
     import sqlalchemy.exc
 
@@ -183,8 +190,14 @@ def open_storage(url: str) -> Any:
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
     except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
+        hint = " (write postgresql+psycopg2://)" if url.startswith("postgresql://") else ""
         raise SweepError(
-            f"study storage {_mask(url)} unusable: {str(exc).splitlines()[0]}"
+            f"study storage {_mask(url)} unusable: {str(exc).splitlines()[0]}{hint}"
+        ) from None
+    except RuntimeError as exc:  # Optuna read another alembic_version (MLflow's database?)
+        raise SweepError(
+            f"study storage {_mask(url)} holds another schema ({exc}); give the studies a "
+            "database of their own (e.g. .../optuna beside MLflow's .../mlflow)"
         ) from None
 
 
@@ -282,11 +295,12 @@ def _die_with_parent() -> None:
 def _trial_overrides(job: Job, number: int, values: Mapping[str, Any]) -> list[str]:
     return [
         *job.overrides,
+        *job.space.overrides,
         *(f"{k}={hydra_value(v)}" for k, v in values.items()),
         "tracking.register=false",
         f"tracking.run_name=trial_{number}",
-        f"++tracking.tags.sweep={job.study_name}",
-        f"++tracking.tags.optuna_trial={number}",
+        f"++tracking.tags.sweep={hydra_value(job.study_name)}",
+        f"++tracking.tags.optuna_trial={hydra_value(str(number))}",
         f"paths.output_dir={job.output_dir}/trial_{number}",
     ]
 
@@ -474,7 +488,7 @@ def sweep(args: argparse.Namespace) -> Any:
     for key, spec in space.params.items():  # every key must exist in the project's config
         probe = spec["choices"][0] if spec["type"] == "categorical" else spec["low"]
         compose(args.project, [*args.overrides, f"{key}={hydra_value(probe)}"])
-    cfg = compose(args.project, args.overrides)
+    cfg = compose(args.project, [*args.overrides, *space.overrides])
     name = args.study_name or f"{args.project}-{args.space}"
     storage = open_storage(args.storage)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -521,20 +535,25 @@ def sweep(args: argparse.Namespace) -> Any:
     )
     status, best = "FAILED", None
     ctx = mp.get_context("spawn")
+    # `shared.sweep.worker`, not `__main__.worker`: report() reads this module's _ACTIVE
+    from shared.sweep import worker
+
     procs: list[Any] = []
     try:
         if left:
             budget = ctx.Value("i", left)
             n_jobs = min(args.n_jobs, left)
             if n_jobs > 1 and done == 0:  # the first trial creates the data set and folds alone
-                budget.value, first = 1, ctx.Process(target=worker, args=(job, 0, budget))
-                first.start()
-                first.join()
+                budget.value = 1
+                procs.append(ctx.Process(target=worker, args=(job, 0, budget)))
+                procs[0].start()
+                procs[0].join()
                 budget.value = left - 1
-            procs = [ctx.Process(target=worker, args=(job, i, budget)) for i in range(n_jobs)]
-            for p in procs:
+            more = [ctx.Process(target=worker, args=(job, i, budget)) for i in range(n_jobs)]
+            procs += more
+            for p in more:
                 p.start()
-            for p in procs:
+            for p in more:
                 p.join()
             bad = [p.exitcode for p in procs if p.exitcode]
             if bad:

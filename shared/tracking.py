@@ -29,7 +29,7 @@ log = get_logger(__name__)
 
 CHAMPION = "champion"
 SWEEP_PARENT_ENV = "SWEEP_PARENT_RUN_ID"  # set by shared.sweep: top-level runs nest under it
-PROBE_TIMEOUT_S = 5.0  # an http(s) tracking server must answer within this at start-up
+PROBE_TIMEOUT_S = 10.0  # an http(s) tracking server must answer within this at start-up
 _probed: set[str] = set()
 _SMALL_FILE = 32 * 1024 * 1024  # hash whole content below this size, else size+mtime+edges
 _VERSIONED_PACKAGES = (

@@ -18,7 +18,7 @@ status=0
 git clone --quiet "$REPO_URL" "$workdir" &&
   cd "$workdir" &&
   git checkout --quiet --detach "$COMMIT" &&
-  make setup PYTHON=python3 &&
+  make setup PYTHON=python3.11 &&
   make "$MAKE_TARGET" "${make_args[@]}" || status=$?
 echo "ml-portfolio: make $MAKE_TARGET at $COMMIT exited with $status"
 if [[ "${ML_PORTFOLIO_NO_SHUTDOWN:-}" != 1 ]]; then

@@ -32,7 +32,8 @@ def test_every_search_space_names_real_config_keys(path):
     space = sweep.load_space(project, path.stem)
     study = optuna.create_study(direction=space.direction)
     values = sweep.suggest(study.ask(), space.params)
-    cfg = sweep.compose(project, [f"{k}={sweep.hydra_value(v)}" for k, v in values.items()])
+    overrides = [f"{k}={sweep.hydra_value(v)}" for k, v in values.items()]
+    cfg = sweep.compose(project, [*space.overrides, *overrides])
     for key, value in values.items():
         node = cfg
         for part in key.split("."):
@@ -141,6 +142,9 @@ def test_a_killed_sweep_resumes_to_the_trials_asked_for(tmp_path):
     assert len(retry) == 1 and retry[0].params == killed[0].params
     workers = {t.user_attrs["worker"] for t in finished[2:]}
     assert len(workers) == 2, "the resumed trials ran in two worker processes"
+    for t in finished:  # every fold reported to the pruner (a pruned trial stops early)
+        steps = sorted(t.intermediate_values)
+        assert steps == [0, 1, 2, 3, 4] if t.state == TrialState.COMPLETE else steps
     best = study.best_trial
     assert best.value == max(t.value for t in finished if t.state == TrialState.COMPLETE)
 
@@ -171,3 +175,26 @@ def test_a_killed_sweep_resumes_to_the_trials_asked_for(tmp_path):
         if r.data.tags["optuna_trial"] == str(killed[0].number):
             assert r.info.status == "KILLED"
     assert client.search_registered_models() == []  # trials never register or move champions
+
+
+def test_only_trials_of_dead_processes_on_this_host_are_failed_and_requeued(tmp_path):
+    storage = sweep.open_storage(f"sqlite:///{tmp_path / 'sweeps.db'}")
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    gone = subprocess.Popen(["sleep", "30"])
+    dead_token = sweep.process_token(gone.pid)
+    gone.kill()
+    gone.wait()
+    tokens = {
+        "dead": dead_token,
+        "alive": sweep.process_token(),
+        "elsewhere": f"other-host:{os.getpid()}:1",
+    }
+    for token in tokens.values():
+        trial = study.ask()
+        trial.set_user_attr(sweep.WORKER_ATTR, token)
+        trial.suggest_float("lr", 0.0, 1.0)
+    assert sweep.fail_stale_trials(study, storage) == [0]
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING, TrialState.WAITING]
+    assert study.trials[3].system_attrs["fixed_params"] == study.trials[0].params  # same values
+    assert study.trials[3].user_attrs["retry_of"] == 0

@@ -79,7 +79,8 @@ def _stop_postgres(pg: Path, data: Path) -> None:
 
 @pytest.fixture(scope="module")
 def postgres(request) -> str:
-    """A PostgreSQL cluster in a temporary folder on a free loopback port: its database URL."""
+    """A PostgreSQL cluster in a temporary folder on a free loopback port, with the databases
+    `mlflow` and `optuna`: its URL without a database name."""
     pg = _pg_bin()
     root = Path(tempfile.mkdtemp(prefix="mlflow-pg-"))
     request.addfinalizer(lambda: shutil.rmtree(root, ignore_errors=True))
@@ -91,8 +92,9 @@ def postgres(request) -> str:
     ctl = [str(pg / "pg_ctl"), "-D", str(data), "-l", str(root / "pg.log"), "-o", options]
     _as_postgres(*ctl, "-w", "-t", "60", "start")
     request.addfinalizer(lambda: _stop_postgres(pg, data))
-    _as_postgres(str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(port), "mlflow")
-    return f"postgresql://postgres@127.0.0.1:{port}/mlflow"
+    for database in ("mlflow", "optuna"):  # both keep an `alembic_version` table: one each
+        _as_postgres(str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(port), database)
+    return f"postgresql+psycopg2://postgres@127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +106,7 @@ def server(postgres, tmp_path_factory, request) -> str:
     proc = subprocess.Popen(
         [
             *(sys.executable, "-m", "mlflow", "server"),
-            *("--backend-store-uri", postgres),
+            *("--backend-store-uri", f"{postgres}/mlflow"),
             *("--artifacts-destination", str(root / "artifacts")),
             *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
         ],
@@ -117,8 +119,13 @@ def server(postgres, tmp_path_factory, request) -> str:
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180  # the first start migrates the schema
     while True:
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:
+        try:  # up, and past its first (slow) query: a run's start-up probe then answers fast
+            search = urllib.request.Request(
+                f"{uri}/api/2.0/mlflow/experiments/search",
+                data=b'{"max_results": 1}',
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(search, timeout=60) as resp:
                 if resp.status == 200:
                     return uri
         except OSError:
@@ -231,7 +238,7 @@ def test_two_pipelines_at_once_both_land_complete(server, client, data_root):
 
 
 def test_a_sweep_keeps_its_study_in_the_servers_database(server, postgres, data_root):
-    """`--storage postgresql://...`: the Optuna study lives beside the runs."""
+    """`--storage postgresql+psycopg2://.../optuna`: the study lives on the runs' server."""
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": server,
@@ -240,7 +247,8 @@ def test_a_sweep_keeps_its_study_in_the_servers_database(server, postgres, data_
     subprocess.run(
         [
             *(sys.executable, "-m", "shared.sweep", "--project", "tabular_gbm"),
-            *("--trials", "1", "--storage", postgres, "experiment=smoke", "debug=tiny"),
+            *("--trials", "1", "--storage", f"{postgres}/optuna"),
+            *("experiment=smoke", "debug=tiny"),
             "model.lightgbm.num_boost_round=20",
             "model.catboost.params.iterations=20",
             f"paths.data_dir={data_root / 'data'}",
@@ -253,5 +261,5 @@ def test_a_sweep_keeps_its_study_in_the_servers_database(server, postgres, data_
     )
     import optuna
 
-    study = optuna.load_study(study_name="tabular_gbm-default", storage=postgres)
+    study = optuna.load_study(study_name="tabular_gbm-default", storage=f"{postgres}/optuna")
     assert [t.state.name for t in study.trials] == ["COMPLETE"]
