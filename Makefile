@@ -54,10 +54,10 @@ report: $(STAMP) ## Print the latest run of each project (headline metric, run i
 	@$(PY) -m shared.report
 
 test: $(STAMP) ## Run the test suite (everything but tests marked slow)
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "not slow and not server" -q
 
 test-slow: $(STAMP) ## Run only the tests marked slow (CI runs them after make test)
-	$(PY) -m pytest -m slow -q
+	$(PY) -m pytest -m "slow and not server" -q
 
 test-all: $(STAMP) ## Run every test, slow ones included
 	$(PY) -m pytest -q
@@ -130,3 +130,27 @@ chat-faq-eval: $(STAMP) ## FAQ bot accuracy@1, precision/coverage at its thresho
 	$(PY) -m projects.chat.faq_eval $(ARGS)
 chat-bench: $(STAMP) ## Chat throughput, p50/p99 latency: N clients x M messages over loopback
 	$(PY) benchmarks/chat.py $(ARGS)
+
+# --- tracking server, sweeps, reproduction ---
+.PHONY: test-server infra-up infra-down sweep reproduce shellcheck lint-shell
+COMPOSE := docker compose -f infra/docker-compose.yml
+SHELL_SCRIPTS := $(wildcard infra/*.sh infra/aws/*.sh)
+test-server: $(STAMP) ## MLflow server on a throwaway PostgreSQL (installs it when missing; CI runs it)
+	$(PY) -m pytest -m server -q
+infra-up: ## Start the team server (MLflow + PostgreSQL + MinIO) with docker compose
+	$(COMPOSE) up -d
+	@echo "export MLFLOW_TRACKING_URI=http://127.0.0.1:5000   # then any make target logs there"
+infra-down: ## Stop the docker compose server (its volumes stay: docker compose ... down -v drops them)
+	$(COMPOSE) down
+sweep: $(STAMP) ## Optuna sweep: make sweep PROJECT=tabular_gbm TRIALS=20 [JOBS=2] [SPACE=default] [STORAGE=url] [ARGS=overrides]
+	@test -n "$(PROJECT)" && test -n "$(TRIALS)" || { echo "usage: make sweep PROJECT=tabular_gbm TRIALS=20 [JOBS=2]"; exit 2; }
+	$(PY) -m shared.sweep --project $(PROJECT) --trials $(TRIALS) --n-jobs $(or $(JOBS),1) \
+		$(if $(SPACE),--space $(SPACE)) $(if $(STORAGE),--storage $(STORAGE)) $(ARGS)
+reproduce: $(STAMP) ## Re-run a logged run at its commit and compare metrics: make reproduce RUN_ID=...
+	@test -n "$(RUN_ID)" || { echo "usage: make reproduce RUN_ID=<mlflow run id>"; exit 2; }
+	$(PY) -m shared.reproduce $(RUN_ID)
+shellcheck: ## Install Debian's shellcheck when missing
+	@command -v shellcheck >/dev/null || { apt-get update -qq && apt-get install -y -qq shellcheck; }
+lint-shell: shellcheck ## shellcheck the infra scripts (part of make lint)
+	shellcheck $(SHELL_SCRIPTS)
+lint: lint-shell

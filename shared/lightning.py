@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from shared import tracking
 from shared.config import to_dict
 from shared.device import select_device
+from shared.sweep import report as sweep_report
 
 is_rank_zero = tracking.is_rank_zero
 
@@ -52,6 +53,7 @@ class MLflowMetrics(Callback):
         if self._seen and elapsed > 0:
             metrics[f"{self.prefix}train_samples_per_s"] = self._seen / elapsed
         tracking.log_metrics(metrics, step=trainer.current_epoch)
+        sweep_report(metrics, trainer.current_epoch)  # a sweep's pruner (no-op outside one)
 
 
 def build_trainer(

@@ -10,6 +10,7 @@ new run beats the current champion on the project's headline metric.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -21,12 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from shared import REPO_ROOT
-from shared.errors import ModelNotFoundError
+from shared.errors import InputError, ModelNotFoundError
 from shared.logging import get_logger
 
 log = get_logger(__name__)
 
 CHAMPION = "champion"
+SWEEP_PARENT_ENV = "SWEEP_PARENT_RUN_ID"  # set by shared.sweep: top-level runs nest under it
+PROBE_TIMEOUT_S = 10.0  # an http(s) tracking server must answer within this at start-up
+_probed: set[str] = set()
 _SMALL_FILE = 32 * 1024 * 1024  # hash whole content below this size, else size+mtime+edges
 _VERSIONED_PACKAGES = (
     "torch",
@@ -59,12 +63,73 @@ def artifact_root() -> Path:
     return Path(os.environ.get("MLFLOW_ARTIFACT_ROOT") or REPO_ROOT / "mlartifacts")
 
 
+class TrackingServerError(InputError, ConnectionError):
+    """The http(s) tracking server is unreachable or does not answer like an MLflow server."""
+
+
+def check_tracking_server(uri: str, timeout: float | None = None) -> None:
+    """Fail within seconds, naming `uri`, unless an http(s) server answers an MLflow search.
+
+    MLflow's own client retries a dead server for minutes; this probe runs once per process
+    and URI so a wrong `MLFLOW_TRACKING_URI` stops a run before any work, never silently
+    falling back to another store. Other URIs (sqlite:, file paths) are not probed.
+    """
+    if not uri.startswith(("http://", "https://")) or uri in _probed:
+        return
+    import base64
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/json"}
+    if token := os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        headers["Authorization"] = f"Bearer {token}"
+    elif user := os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        pair = f"{user}:{os.environ.get('MLFLOW_TRACKING_PASSWORD', '')}".encode()
+        headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
+    context = None
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        context = ssl._create_unverified_context()
+    request = urllib.request.Request(
+        uri.rstrip("/") + "/api/2.0/mlflow/experiments/search",
+        data=b'{"max_results": 1}',
+        headers=headers,
+        method="POST",
+    )
+    fix = "start it (make infra-up) or unset MLFLOW_TRACKING_URI to use the local mlflow.db"
+    try:
+        with urllib.request.urlopen(
+            request, timeout=timeout or PROBE_TIMEOUT_S, context=context
+        ) as resp:
+            body = json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        raise TrackingServerError(
+            f"MLflow tracking server {uri} answered HTTP {exc.code} ({exc.reason}) to a search "
+            "for experiments: not an MLflow server, wrong credentials (MLFLOW_TRACKING_TOKEN, "
+            "MLFLOW_TRACKING_USERNAME/PASSWORD), or its database is down"
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc or "timed out"
+        raise TrackingServerError(
+            f"MLflow tracking server {uri} is unreachable ({reason}); {fix}"
+        ) from None
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise TrackingServerError(
+            f"{uri} answered, but not like an MLflow tracking server (no JSON from "
+            "/api/2.0/mlflow/experiments/search): check MLFLOW_TRACKING_URI"
+        )
+    _probed.add(uri)
+
+
 def get_mlflow():
-    """The `mlflow` module pointed at `tracking_uri()` (telemetry off)."""
+    """The `mlflow` module pointed at `tracking_uri()` (telemetry off; a server is probed)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     import mlflow
 
+    check_tracking_server(tracking_uri())
     mlflow.set_tracking_uri(tracking_uri())
     return mlflow
 
@@ -208,6 +273,8 @@ def start_run(
         return
     mlflow = get_mlflow()
     exp_id = get_or_create_experiment(experiment)
+    if not nested and run_id is None and parent_run_id is None:
+        parent_run_id = os.environ.get(SWEEP_PARENT_ENV) or None  # a sweep trial
     run = mlflow.start_run(
         run_id=run_id,
         experiment_id=None if run_id else exp_id,
@@ -230,6 +297,10 @@ def start_run(
                 paths = list(data_paths)
                 if paths:
                     all_tags["data_fingerprint"] = data_fingerprint(paths)
+                    # what `shared.reproduce` re-fingerprints, and where relative config paths
+                    # were resolved from
+                    all_tags["data_paths"] = json.dumps([str(Path(p).resolve()) for p in paths])
+                    all_tags["cwd"] = os.getcwd()
             mlflow.set_tags(all_tags)
             container = _config_to_container(config)
             if container:

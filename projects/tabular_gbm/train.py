@@ -28,6 +28,7 @@ from shared.folds import FOLD_COLUMN
 from shared.logging import get_logger
 from shared.metrics import pauc_above_tpr
 from shared.seed import seed_everything
+from shared.sweep import report as sweep_report
 
 log = get_logger(__name__)
 
@@ -77,6 +78,7 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
                 tracking.log_metrics(metrics)
                 fold_metrics.append(metrics)
                 log.info("fold %d: ensemble pAUC %.4f", fold, metrics["ensemble_pauc"])
+            sweep_report(np.mean([m["ensemble_pauc"] for m in fold_metrics]), int(fold))
 
         summary = cv_summary(y, oof, fold_metrics, min_tpr)
         feat_name, summary["best_single_feature_pauc"] = best_single_feature(

@@ -1,0 +1,200 @@
+"""Sweeps: search spaces name real config keys, the pruning hook, and a killed sweep resumes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from shared import sweep
+
+REPO = Path(__file__).resolve().parents[2]
+SPACES = sorted(REPO.glob("configs/*/hparams_search/*.yaml"))
+# debug=tiny with fewer boosting rounds: each trial is a few seconds of fitting
+TINY = [
+    "experiment=smoke",
+    "debug=tiny",
+    "model.lightgbm.num_boost_round=20",
+    "model.catboost.params.iterations=20",
+]
+
+
+@pytest.mark.parametrize("path", SPACES, ids=lambda p: f"{p.parts[-3]}-{p.stem}")
+def test_every_search_space_names_real_config_keys(path):
+    project = path.parts[-3]
+    space = sweep.load_space(project, path.stem)
+    study = optuna.create_study(direction=space.direction)
+    values = sweep.suggest(study.ask(), space.params)
+    overrides = [f"{k}={sweep.hydra_value(v)}" for k, v in values.items()]
+    cfg = sweep.compose(project, [*space.overrides, *overrides])
+    for key, value in values.items():
+        node = cfg
+        for part in key.split("."):
+            node = node[part]
+        assert node == value
+
+
+def test_search_spaces_cover_the_gbm_and_a_torch_project():
+    assert {"tabular_gbm", "image_classifier"} <= {p.parts[-3] for p in SPACES}
+
+
+def test_a_misspelt_space_key_fails_naming_it():
+    with pytest.raises(sweep.SweepError, match="lightgbm.num_leavez"):
+        sweep.compose("tabular_gbm", ["model.lightgbm.num_leavez=3"])
+
+
+def test_report_is_a_no_op_outside_a_sweep():
+    assert sweep._ACTIVE is None
+    sweep.report(0.1, 0)
+    sweep.report({"val_pauc": 0.1}, 0)
+
+
+def test_report_prunes_a_trial_below_the_median():
+    study = optuna.create_study(
+        direction="maximize",
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+    )
+    for good in (0.15, 0.16):
+        t = study.ask()
+        t.report(good, 0)
+        t.report(good, 1)
+        study.tell(t, good)
+    trial = study.ask()
+    sweep._ACTIVE = sweep._Active(trial, "val_pauc", set())
+    try:
+        sweep.report({"val_pauc": 0.12, "val_loss": 9.0}, 0)  # a warm-up step: goes on
+        sweep.report({"val_pauc": 0.01}, 0)  # a step already reported (second fold): ignored
+        with pytest.raises(optuna.TrialPruned):
+            sweep.report(0.01, 1)  # below the other trials' median at step 1
+    finally:
+        sweep._ACTIVE = None
+    assert study.trials[2].intermediate_values == {0: 0.12, 1: 0.01}
+
+
+def test_hydra_values_round_trip_through_an_override():
+    cfg = sweep.compose(
+        "tabular_gbm",
+        [
+            f"tracking.run_name={sweep.hydra_value(name)}"
+            for name in ["it's a b=c"]  # quotes, spaces and '=' survive
+        ]
+        + [f"data.image_oof={sweep.hydra_value(None)}"],
+    )
+    assert cfg.tracking.run_name == "it's a b=c" and cfg.data.image_oof is None
+
+
+def _study(storage: str):
+    return optuna.load_study(study_name="tabular_gbm-default", storage=storage)
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_resumes_to_the_trials_asked_for(tmp_path):
+    """4 trials: SIGKILL the driver after 2 (a third running), resume with 2 workers."""
+    storage = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
+    cmd = [
+        *(sys.executable, "-m", "shared.sweep", "--project", "tabular_gbm", "--trials", "4"),
+        *("--storage", storage, *TINY),
+        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.output_dir={tmp_path / 'out'}",
+    ]
+    first = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.5)
+            try:
+                trials = _study(storage).trials
+            except KeyError:  # the study is not created yet
+                continue
+            done = [t for t in trials if t.state.is_finished()]
+            running = [t for t in trials if t.state == TrialState.RUNNING and t.params]
+            if len(done) >= 2 and running:
+                break
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the driver and its workers, mid-trial
+        first.wait()
+    trials = _study(storage).trials
+    assert len([t for t in trials if t.state.is_finished()]) == 2
+    killed = [t for t in trials if t.state == TrialState.RUNNING]
+    assert len(killed) == 1
+
+    subprocess.run([*cmd[:7], "--n-jobs", "2", *cmd[7:]], cwd=REPO, env=env, check=True)
+
+    study = _study(storage)
+    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 4
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert [t.number for t in failed] == [killed[0].number]
+    retry = [t for t in study.trials if t.user_attrs.get("retry_of") == killed[0].number]
+    assert len(retry) == 1 and retry[0].params == killed[0].params
+    workers = {t.user_attrs["worker"] for t in finished[2:]}
+    assert len(workers) == 2, "the resumed trials ran in two worker processes"
+    for t in finished:  # every fold reported to the pruner (a pruned trial stops early)
+        steps = sorted(t.intermediate_values)
+        assert steps == [0, 1, 2, 3, 4] if t.state == TrialState.COMPLETE else steps
+    best = study.best_trial
+    assert best.value == max(t.value for t in finished if t.state == TrialState.COMPLETE)
+
+    import mlflow
+
+    client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
+    parent = client.get_run(study.user_attrs[sweep.PARENT_ATTR])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["best_trial"] == str(best.number)
+    assert parent.data.tags["best_run_id"] == best.user_attrs["mlflow_run_id"]
+    assert parent.data.metrics["best_oof_pauc"] == pytest.approx(best.value)
+    for key, value in best.params.items():
+        assert parent.data.tags[f"best.{key}"] == str(value)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"optimization_history.png", "trials.csv"} <= artifacts
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    counted = {
+        int(r.data.tags["optuna_trial"])
+        for r in children
+        if r.data.tags.get("optuna_state") in ("COMPLETE", "PRUNED")
+    }
+    assert counted == {t.number for t in finished}
+    for r in children:  # the killed trial's run does not stay RUNNING
+        assert r.info.status != "RUNNING"
+        if r.data.tags["optuna_trial"] == str(killed[0].number):
+            assert r.info.status == "KILLED"
+    assert client.search_registered_models() == []  # trials never register or move champions
+
+
+def test_only_trials_of_dead_processes_on_this_host_are_failed_and_requeued(tmp_path):
+    storage = sweep.open_storage(f"sqlite:///{tmp_path / 'sweeps.db'}")
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    gone = subprocess.Popen(["sleep", "30"])
+    dead_token = sweep.process_token(gone.pid)
+    gone.kill()
+    gone.wait()
+    tokens = {
+        "dead": dead_token,
+        "alive": sweep.process_token(),
+        "elsewhere": f"other-host:{os.getpid()}:1",
+    }
+    for token in tokens.values():
+        trial = study.ask()
+        trial.set_user_attr(sweep.WORKER_ATTR, token)
+        trial.suggest_float("lr", 0.0, 1.0)
+    assert sweep.fail_stale_trials(study, storage) == [0]
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING, TrialState.WAITING]
+    assert study.trials[3].system_attrs["fixed_params"] == study.trials[0].params  # same values
+    assert study.trials[3].user_attrs["retry_of"] == 0
