@@ -3,17 +3,18 @@
 - `pauc_above_tpr`: ISIC 2024's partial ROC area above a TPR floor (not standardised).
 - `roc_auc`: plain ROC-AUC with the same input checks.
 - `map_at_k`: LLM Science Exam MAP@k.
-- `caption_scores`: BLEU-1..4 and CIDEr-D with pycocoevalcap's own scorers, tokenised in
-  Python so no Java (PTBTokenizer) is needed.
+- `caption_scores`: BLEU-1..4 and CIDEr-D with pycocoevalcap's own scorers, on tokens equal to
+  what coco-caption's Java PTBTokenizer gives (`shared.ptb_tokenizer`, pure Python).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 from sklearn.metrics import auc, roc_auc_score, roc_curve
+
+from shared.ptb_tokenizer import ptb_tokenize, ptb_tokenize_batch
 
 
 def _check_binary(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,42 +81,22 @@ def map_at_k(
     return total / len(labels)
 
 
-# The punctuation tokens pycocoevalcap's PTBTokenizer drops after tokenising.
-_PUNCT = {
-    "''",
-    "'",
-    "``",
-    "`",
-    "-LRB-",
-    "-RRB-",
-    "-LCB-",
-    "-RCB-",
-    ".",
-    "?",
-    "!",
-    ",",
-    ":",
-    "-",
-    "--",
-    "...",
-    ";",
-}
-_TOKEN_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
-
-
 def tokenize_caption(text: str) -> str:
-    """Lower-case, split words from punctuation and drop the punctuation PTBTokenizer drops."""
-    tokens = _TOKEN_RE.findall(text.lower())
-    return " ".join(t for t in tokens if t not in _PUNCT and t.strip())
+    """One caption as coco-caption tokenises it: PTB tokens, lower-cased, punctuation dropped."""
+    return ptb_tokenize(text)
 
 
 def caption_scores(
     references: Mapping[object, Sequence[str]], candidates: Mapping[object, str]
 ) -> dict[str, float]:
-    """Corpus BLEU-1..4 and CIDEr-D with pycocoevalcap's scorers.
+    """Corpus BLEU-1..4 and CIDEr-D exactly as coco-caption computes them.
 
     `references` maps an image id to its reference captions, `candidates` the same ids to one
-    generated caption each. Captions are tokenised with `tokenize_caption` first.
+    generated caption each. As in coco-caption, all references are PTB-tokenised as one batch
+    and all candidates as another, both in the order of `references` (a caption's last token
+    can depend on how the next one starts), then scored by pycocoevalcap's Bleu(4) and Cider
+    (which is CIDEr-D: sigma 6 length penalty, clipped counts, document frequencies from the
+    references).
     """
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
@@ -125,11 +106,14 @@ def caption_scores(
         raise ValueError(f"references and candidates cover different ids, e.g. {missing}")
     if not candidates:
         raise ValueError("caption_scores needs at least one image")
-    refs = {k: [tokenize_caption(r) for r in v] for k, v in references.items()}
-    cands = {k: [tokenize_caption(candidates[k])] for k in references}
-    for k, v in refs.items():
+    ids = list(references)
+    ref_lists = [list(references[k]) for k in ids]
+    for k, v in zip(ids, ref_lists):
         if not v:
             raise ValueError(f"image {k!r} has no reference caption")
+    flat = iter(ptb_tokenize_batch([r for v in ref_lists for r in v]))
+    refs = {k: [next(flat) for _ in v] for k, v in zip(ids, ref_lists)}
+    cands = {k: [c] for k, c in zip(ids, ptb_tokenize_batch([candidates[k] for k in ids]))}
     bleu, _ = Bleu(4).compute_score(refs, cands, verbose=0)
     cider, _ = Cider().compute_score(refs, cands)
     scores = {f"bleu_{i + 1}": float(b) for i, b in enumerate(bleu)}
