@@ -328,12 +328,18 @@ def start_run(
 
 
 def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
-    """Log finite float metrics to the active run (non-finite ones are skipped with a warning)."""
+    """Log finite float metrics to the active run (non-finite ones are skipped with a warning).
+
+    Without an active run nothing is logged: `mlflow.log_metrics` would silently start a new,
+    never-ended run, and every later `start_run` would then fail as "already active".
+    """
     import math
 
     if not is_rank_zero():
         return
     mlflow = get_mlflow()
+    if mlflow.active_run() is None:
+        return
     clean = {}
     for k, v in metrics.items():
         v = float(v)

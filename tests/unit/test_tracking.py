@@ -195,3 +195,11 @@ def test_publish_names_a_headline_metric_the_run_does_not_have(mlflow_store):
 def test_a_missing_registered_model_says_which_make_target_creates_it(mlflow_store):
     with pytest.raises(FileNotFoundError, match="make some-target"):
         tracking.load_registered_model("models:/no-such-model@champion", "make some-target")
+
+
+def test_metrics_without_an_active_run_start_no_stray_run(mlflow_store):
+    tracking.log_metrics({"loss": 1.0})
+    assert mlflow.active_run() is None
+    with tracking.start_run(_exp()) as run:  # would fail "already active" otherwise
+        tracking.log_metrics({"loss": 1.0})
+    assert _run(run.info.run_id).data.metrics["loss"] == 1.0
