@@ -69,11 +69,18 @@ def test_unseen_categories_and_nans_map_to_missing(meta):
     assert X["age_approx"].isna().all()
 
 
-def test_categories_encode_the_same_in_train_and_predict(meta):
+@pytest.mark.parametrize("col", ["sex", "anatom_site_general"])
+def test_categories_encode_the_same_in_train_and_predict(meta, col):
+    """A predict batch holding only some of the values (here: only the last one of the
+    vocabulary, one row) must get the training codes, not codes of its own vocabulary."""
     spec = fit_spec(meta)
-    a = build_features(meta, spec)["sex"]
-    b = build_features(meta.iloc[::-1], spec)["sex"]
-    assert list(a.cat.categories) == list(b.cat.categories)
+    train = build_features(meta, spec)[col]
+    last = spec.categories[col][-1]
+    batch = meta[meta[col].astype("string").fillna(MISSING) == last].head(1)
+    scored = build_features(batch, spec)[col]
+    assert list(scored.cat.categories) == list(train.cat.categories)
+    assert scored.cat.codes.tolist() == train.loc[batch.index].cat.codes.tolist()
+    assert scored.cat.codes.iloc[0] == list(train.cat.categories).index(last) > 0
 
 
 def test_missing_required_column_is_named(meta):
