@@ -165,14 +165,20 @@ def check_columns(df: pd.DataFrame, required: list[str], source: str) -> None:
         raise MissingColumnsError(f"{source} lacks required column(s): {', '.join(missing)}")
 
 
-def _examples(raw: pd.Series, bad: pd.Series, n: int = 3) -> str:
-    """`line 5: 'sixty', line 9: '3,5'` for the first offending rows (line 1 is the header)."""
+def _examples(raw: pd.Series, bad: pd.Series, n: int = 3, in_file: bool = True) -> str:
+    """`line 5: 'sixty', line 9: '3,5'` for the first offending rows of a CSV read with its
+    default index (line 1 is the header); `row <label>` for a frame from elsewhere."""
     rows = raw.index[bad.to_numpy()][:n]
-    return ", ".join(f"line {i + 2}: {raw.loc[i]!r}" for i in rows)
+    where = (lambda i: f"line {i + 2}") if in_file else (lambda i: f"row {i}")
+    return ", ".join(f"{where(i)}: {raw.loc[i]!r}" for i in rows)
 
 
 def coerce_numeric(
-    df: pd.DataFrame, columns: list[str], source: str, on_bad_values: str = "fail"
+    df: pd.DataFrame,
+    columns: list[str],
+    source: str,
+    on_bad_values: str = "fail",
+    in_file: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Numeric columns as float64, and how many values per column were not numbers.
 
@@ -193,13 +199,13 @@ def coerce_numeric(
         bad = raw.notna() & num.isna()
         if bad.any():
             counts[col] = int(bad.sum())
-            problems.append(f"{col}: {counts[col]} ({_examples(raw, bad)})")
+            problems.append(f"{col}: {counts[col]} ({_examples(raw, bad, in_file=in_file)})")
         out[col] = num
     if problems and on_bad_values == "fail":
         raise BadValuesError(
             f"{source} has values that are not numbers in {'; '.join(problems)}. Missing values "
-            "must be NA or empty; fix the file, or set data.on_bad_values=warn to read them as "
-            "missing"
+            "must be NA or empty; fix the data, or set data.on_bad_values=warn to train with them "
+            "read as missing"
         )
     if problems:
         warnings.warn(

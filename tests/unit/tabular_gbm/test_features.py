@@ -11,6 +11,7 @@ from projects.tabular_gbm.features import (
 )
 from shared.datasets import isic2024 as isic
 from shared.datasets.isic2024_synthetic import generate_metadata
+from shared.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +87,14 @@ def test_categories_encode_the_same_in_train_and_predict(meta, col):
 def test_missing_required_column_is_named(meta):
     with pytest.raises(KeyError, match="tbp_lv_H"):
         build_features(meta.drop(columns=["tbp_lv_H"]), fit_spec(meta))
+
+
+def test_text_in_a_numeric_column_of_a_scored_frame_fails_by_name(meta):
+    """The registered model takes a DataFrame directly: no silent NaN there either."""
+    bad = meta.head(3).astype({"clin_size_long_diam_mm": object})
+    bad.loc[bad.index[1], "clin_size_long_diam_mm"] = "3,5"
+    with pytest.raises(InputError, match=r"clin_size_long_diam_mm: 1 \(row 1: '3,5'\)"):
+        build_features(bad, fit_spec(meta))
 
 
 def test_extra_columns_are_ignored(meta):
