@@ -20,6 +20,14 @@ class FoldLeakageError(InputError, ValueError):
     """A group (patient) appears in more than one fold."""
 
 
+class FoldFileMismatchError(InputError, ValueError):
+    """An existing fold file was made for other data: ids missing, extra or repeated."""
+
+
+class TooFewGroupsError(InputError, ValueError):
+    """Fewer groups (patients) than folds."""
+
+
 def assign_folds(
     df: pd.DataFrame,
     *,
@@ -35,7 +43,7 @@ def assign_folds(
             raise KeyError(f"fold assignment needs column '{col}'")
     n_groups = df[group_col].nunique()
     if n_groups < n_splits:
-        raise ValueError(f"{n_groups} groups in '{group_col}' cannot fill {n_splits} folds")
+        raise TooFewGroupsError(f"{n_groups} groups in '{group_col}' cannot fill {n_splits} folds")
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     folds = pd.Series(-1, index=df.index, dtype="int64")
     for fold, (_, valid_idx) in enumerate(splitter.split(df, df[target_col], df[group_col])):
@@ -57,6 +65,68 @@ def check_no_group_leakage(folds: pd.DataFrame, group_col: str) -> None:
         )
 
 
+def _ids(values, n: int = 5) -> str:
+    values = sorted(values, key=str)
+    more = f" and {len(values) - n} more" if len(values) > n else ""
+    return ", ".join(map(str, values[:n])) + more
+
+
+def check_fold_file(
+    df: pd.DataFrame,
+    folds: pd.DataFrame,
+    source: str | Path,
+    *,
+    id_col: str,
+    group_col: str,
+    n_splits: int,
+) -> None:
+    """Raise unless `folds` assigns exactly the ids of `df`, once each, keeping every group of
+    `df` (as the data groups it now) inside one fold.
+
+    A fold file made for other data, or for this data before its patients were regrouped,
+    would put a patient's lesions on both sides of a split: OOF scores would leak.
+    """
+    fix = "delete it to re-create the folds (and re-make any OOF scores made with it)"
+    lacking = [c for c in (id_col, FOLD_COLUMN) if c not in folds.columns]
+    if lacking:
+        raise FoldFileMismatchError(f"fold file {source} lacks column(s) {', '.join(lacking)}")
+    repeated = folds.loc[folds[id_col].duplicated(), id_col].unique()
+    if len(repeated):
+        raise FoldFileMismatchError(
+            f"fold file {source} lists {len(repeated)} ids more than once: {_ids(repeated)}; {fix}"
+        )
+    data_ids, file_ids = set(df[id_col]), set(folds[id_col])
+    if missing := data_ids - file_ids:
+        raise FoldFileMismatchError(
+            f"fold file {source} lacks {len(missing)} ids of this data set: {_ids(missing)}; "
+            f"it was made for other data: {fix}"
+        )
+    if extra := file_ids - data_ids:
+        raise FoldFileMismatchError(
+            f"fold file {source} holds {len(extra)} ids this data set lacks: {_ids(extra)}; "
+            f"it was made for other data: {fix}"
+        )
+    if folds[FOLD_COLUMN].nunique() != n_splits:
+        raise FoldFileMismatchError(
+            f"fold file {source} has {folds[FOLD_COLUMN].nunique()} folds, config asks for "
+            f"{n_splits}; delete it or change the config"
+        )
+    joined = df[[id_col, group_col]].merge(folds[[id_col, FOLD_COLUMN]], on=id_col)
+    per_group = joined.groupby(group_col)[FOLD_COLUMN].nunique()
+    leaking = per_group.index[per_group > 1]
+    if len(leaking):
+        rows = joined[joined[group_col].isin(leaking[:3])]
+        where = "; ".join(
+            f"{g} in "
+            + " / ".join(f"fold {f}: {_ids(rf[id_col], 2)}" for f, rf in r.groupby(FOLD_COLUMN))
+            for g, r in rows.groupby(group_col)
+        )
+        raise FoldLeakageError(
+            f"fold file {source} puts {len(leaking)} '{group_col}' groups of this data set in "
+            f"several folds (the data was regrouped since the file was made), e.g. {where}; {fix}"
+        )
+
+
 def load_or_create_folds(
     df: pd.DataFrame,
     path: str | Path,
@@ -69,24 +139,14 @@ def load_or_create_folds(
 ) -> pd.DataFrame:
     """Read the fold file at `path`, or create and write it when it does not exist.
 
-    An existing file must cover every id of `df` with the same groups; otherwise it belongs to
-    another data set and using it would be wrong, so this raises instead of guessing.
+    An existing file is checked against `df` first (`check_fold_file`): it must list exactly
+    the ids of `df` and keep each of its groups in one fold; otherwise this raises instead of
+    guessing.
     """
     path = Path(path)
     if path.exists():
         folds = pd.read_csv(path)
-        missing = set(df[id_col]) - set(folds[id_col])
-        if missing:
-            raise ValueError(
-                f"fold file {path} lacks {len(missing)} ids of this data set "
-                f"(e.g. {sorted(missing)[:3]}); delete it to re-create the folds"
-            )
-        if folds[FOLD_COLUMN].nunique() != n_splits:
-            raise ValueError(
-                f"fold file {path} has {folds[FOLD_COLUMN].nunique()} folds, config asks for "
-                f"{n_splits}; delete it or change the config"
-            )
-        check_no_group_leakage(folds, group_col)
+        check_fold_file(df, folds, path, id_col=id_col, group_col=group_col, n_splits=n_splits)
         return folds
     folds = assign_folds(
         df, id_col=id_col, group_col=group_col, target_col=target_col, n_splits=n_splits, seed=seed

@@ -38,6 +38,7 @@ class CatBoostConfig:
 @dataclass
 class ModelConfig:
     neg_ratio: float
+    n_bags: int  # draws of the negatives per fold, one LightGBM + CatBoost each, averaged
     min_tpr: float
     ensemble_weights: dict[str, float]
     lightgbm: LightGBMConfig

@@ -3,49 +3,86 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
 from shared.datasets import isic2024 as isic
-from shared.errors import DataNotFoundError
+from shared.errors import DataNotFoundError, InputError
 from shared.folds import FOLD_COLUMN
 
 IMAGE_SCORE = "image_score"
 
 
-def load_frame(data_cfg) -> tuple[pd.DataFrame, list[str], list[Path]]:
-    """(frame with folds [+ image score], extra feature columns, files fingerprinting the data)."""
+class ImageScoresError(InputError, ValueError):
+    """The image score file does not give exactly one score per lesion (or other folds)."""
+
+
+class TrainingFrame(NamedTuple):
+    df: pd.DataFrame  # metadata + fold (+ image_score)
+    extra: list[str]  # feature columns beyond the metadata (image_score when stacking)
+    paths: list[Path]  # files that fingerprint the data
+    bad_values: dict[str, int]  # per column: text read as missing (data.on_bad_values=warn)
+
+
+def load_frame(data_cfg) -> TrainingFrame:
+    """The training frame with its folds, joined with the image OOF scores when configured."""
     df = isic.load_training_frame(data_cfg)
+    bad_values = dict(df.attrs.get("bad_values", {}))
     paths = [Path(data_cfg.dir) / isic.TRAIN_CSV, Path(data_cfg.folds_file)]
     if not data_cfg.image_oof:
-        return df, [], paths
-    return join_image_oof(df, data_cfg.image_oof), [IMAGE_SCORE], [*paths, Path(data_cfg.image_oof)]
+        return TrainingFrame(df, [], paths, bad_values)
+    oof_path = Path(data_cfg.image_oof)
+    return TrainingFrame(
+        join_image_oof(df, oof_path), [IMAGE_SCORE], [*paths, oof_path], bad_values
+    )
+
+
+def read_image_scores(path: str | Path, columns: list[str]) -> pd.DataFrame:
+    """The image model's score file, failing unless every id appears once with a score."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(
+            f"image score file not found: {path.resolve()}. Run image_classifier first "
+            "(make image-classifier-smoke writes its OOF scores; its predict.py scores a test "
+            "set) or leave the image scores out."
+        )
+    scores = pd.read_csv(path, dtype={isic.ID: str})
+    isic.check_columns(scores, columns, str(path))
+    dup = scores[isic.ID].duplicated(keep=False)
+    if dup.any():
+        ids = sorted(scores.loc[dup, isic.ID].unique())
+        raise ImageScoresError(
+            f"image score file {path} lists {len(ids)} {isic.ID}(s) more than once, "
+            f"e.g. {ids[:5]}: one score per lesion expected"
+        )
+    return scores[columns]
+
+
+def _check_every_lesion_scored(merged: pd.DataFrame, path: Path) -> None:
+    missing = merged.loc[merged["score"].isna(), isic.ID]
+    if len(missing):
+        raise ImageScoresError(
+            f"image score file {path} has no score for {len(missing)} of {len(merged)} lesions, "
+            f"e.g. {missing.head(5).tolist()}; score every lesion with image_classifier"
+        )
 
 
 def join_image_oof(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     """Add image_classifier's out-of-fold score as `image_score`, checking the folds agree.
 
-    Scores predicted in another fold layout would leak (a lesion's score could come from a
-    model that saw it), so any disagreement fails.
+    One score per lesion (a repeated id would duplicate rows, a missing one would leave a
+    hole), and scores predicted in another fold layout would leak (a lesion's score could come
+    from a model that saw it), so any of these fails naming the ids.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(
-            f"image OOF file not found: {path.resolve()}. Run image_classifier first "
-            "(make image-classifier-smoke writes it) or unset data.image_oof."
-        )
-    oof = pd.read_csv(path)
-    isic.check_columns(oof, [isic.ID, FOLD_COLUMN, "score"], path.name)
-    merged = df.merge(
-        oof[[isic.ID, FOLD_COLUMN, "score"]], on=isic.ID, how="left", suffixes=("", "_image")
-    )
-    missing = merged["score"].isna().sum()
-    if missing:
-        raise ValueError(f"image OOF file {path} has no score for {missing} of {len(df)} lesions")
+    oof = read_image_scores(path, [isic.ID, FOLD_COLUMN, "score"])
+    merged = df.merge(oof, on=isic.ID, how="left", suffixes=("", "_image"), validate="one_to_one")
+    _check_every_lesion_scored(merged, path)
     mismatch = merged[FOLD_COLUMN] != merged[f"{FOLD_COLUMN}_image"]
     if mismatch.any():
         first = merged.loc[mismatch, isic.ID].head(3).tolist()
-        raise ValueError(
+        raise ImageScoresError(
             f"folds of {path} disagree with this data set's fold file for {int(mismatch.sum())} "
             f"lesions (e.g. {first}); train image_classifier on the same folds file"
         )
@@ -53,4 +90,15 @@ def join_image_oof(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     # Each fold's scores come from a different image model with its own calibration; the
     # percentile within the fold puts them on one scale (at predict time: within the batch).
     merged[IMAGE_SCORE] = merged.groupby(FOLD_COLUMN)["score"].rank(pct=True)
+    return merged.drop(columns=["score"])
+
+
+def join_image_scores(metadata: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    """Predict time: add one image model's scores (`isic_id, score`) as `image_score`, the
+    percentile within the scored batch, failing by id where a lesion has no score."""
+    path = Path(path)
+    scores = read_image_scores(path, [isic.ID, "score"])
+    merged = metadata.merge(scores, on=isic.ID, how="left", validate="one_to_one")
+    _check_every_lesion_scored(merged, path)
+    merged[IMAGE_SCORE] = merged["score"].rank(pct=True)
     return merged.drop(columns=["score"])

@@ -140,7 +140,9 @@ def build_features(
     so neither the target nor a train-only column can reach a model.
     """
     isic.check_columns(df, isic.REQUIRED_TEST + spec.extra_numeric, "metadata")
-    base = df[isic.NUMERIC + spec.extra_numeric].astype("float64")
+    numeric_cols = isic.NUMERIC + spec.extra_numeric
+    # A frame handed to the registered model directly: text in a numeric column fails by name.
+    base, _ = isic.coerce_numeric(df[numeric_cols], numeric_cols, "metadata", in_file=False)
     engineered = pd.concat([lesion_ratios(df), position_features(df)], axis=1)
     numeric = pd.concat([base, engineered], axis=1).replace([np.inf, -np.inf], np.nan)
     parts = [numeric]

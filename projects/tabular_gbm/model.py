@@ -13,6 +13,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from shared.config import ConfigError
 from shared.metrics import pauc_above_tpr, roc_auc
 
 MODELS = ("lightgbm", "catboost")
@@ -40,17 +41,20 @@ def _catboost_frame(X: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 @dataclass
 class Ensemble:
-    """Fitted models plus their weights; `predict` returns the weighted mean probability."""
+    """One LightGBM and one CatBoost per bag (a draw of the negatives), plus the blend weights.
 
-    lightgbm: lgb.Booster
-    catboost: catboost.CatBoostClassifier
+    `predict_each` averages each model's probability over the bags; `predict` blends them.
+    """
+
+    lightgbm: list[lgb.Booster]
+    catboost: list[catboost.CatBoostClassifier]
     weights: dict[str, float]
 
     def predict_each(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
         Xc, _ = _catboost_frame(X)
         return {
-            "lightgbm": self.lightgbm.predict(X),
-            "catboost": self.catboost.predict_proba(Xc)[:, 1],
+            "lightgbm": np.mean([b.predict(X) for b in self.lightgbm], axis=0),
+            "catboost": np.mean([c.predict_proba(Xc)[:, 1] for c in self.catboost], axis=0),
         }
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -65,24 +69,44 @@ def blend(scores: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarra
     return sum(weights[m] * scores[m] for m in scores) / total
 
 
+BAG_SEED_STEP = 1000  # bag b uses seed + b * step: bag 0 is the single-draw model of old
+
+
+def bag_seeds(seed: int, n_bags: int) -> list[int]:
+    """One seed per bag; each draws its own negatives and seeds its own models."""
+    if n_bags < 1:
+        raise ConfigError(f"config key 'model.n_bags': must be at least 1, got {n_bags}")
+    return [seed + b * BAG_SEED_STEP for b in range(n_bags)]
+
+
 def fit_ensemble(X: pd.DataFrame, y: np.ndarray, model_cfg: Any, seed: int) -> Ensemble:
-    """Undersample negatives, then fit both models on the same rows."""
-    idx = undersample(y, model_cfg.neg_ratio, seed)
-    Xs, ys = X.iloc[idx], y[idx]
-    params = {**dict(model_cfg.lightgbm.params), "seed": seed, "deterministic": True}
-    booster = lgb.train(
-        params, lgb.Dataset(Xs, ys), num_boost_round=model_cfg.lightgbm.num_boost_round
-    )
-    Xc, cats = _catboost_frame(Xs)
-    cb = catboost.CatBoostClassifier(**dict(model_cfg.catboost.params), random_seed=seed)
-    cb.fit(Xc, ys, cat_features=cats)
-    return Ensemble(booster, cb, dict(model_cfg.ensemble_weights))
+    """Per bag: undersample the negatives with the bag's seed, fit both models on those rows.
+
+    With ~0.1% positives most negatives are dropped by any one draw; averaging models fitted on
+    `model_cfg.n_bags` different draws uses more of them and lowers the variance of the scores.
+    """
+    boosters, cats_models = [], []
+    for bag_seed in bag_seeds(seed, model_cfg.n_bags):
+        idx = undersample(y, model_cfg.neg_ratio, bag_seed)
+        Xs, ys = X.iloc[idx], y[idx]
+        params = {**dict(model_cfg.lightgbm.params), "seed": bag_seed, "deterministic": True}
+        boosters.append(
+            lgb.train(
+                params, lgb.Dataset(Xs, ys), num_boost_round=model_cfg.lightgbm.num_boost_round
+            )
+        )
+        Xc, cats = _catboost_frame(Xs)
+        cb = catboost.CatBoostClassifier(**dict(model_cfg.catboost.params), random_seed=bag_seed)
+        cb.fit(Xc, ys, cat_features=cats)
+        cats_models.append(cb)
+    return Ensemble(boosters, cats_models, dict(model_cfg.ensemble_weights))
 
 
 def feature_importance(ens: Ensemble, columns: list[str]) -> pd.DataFrame:
-    """Gain importance of LightGBM and CatBoost's own importance, each scaled to sum to 1."""
-    lgb_imp = ens.lightgbm.feature_importance("gain")
-    cb_imp = ens.catboost.get_feature_importance()
+    """Gain importance of LightGBM and CatBoost's own importance (summed over the bags), each
+    scaled to sum to 1."""
+    lgb_imp = np.sum([b.feature_importance("gain") for b in ens.lightgbm], axis=0)
+    cb_imp = np.sum([c.get_feature_importance() for c in ens.catboost], axis=0)
     df = pd.DataFrame(
         {
             "feature": columns,

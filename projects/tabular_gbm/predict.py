@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from projects.tabular_gbm.data import IMAGE_SCORE
+from projects.tabular_gbm.data import join_image_scores
 from shared.cli import expected_errors
 from shared.datasets import isic2024 as isic
 from shared.tracking import load_registered_model
@@ -36,14 +36,12 @@ def main(argv: list[str] | None = None) -> Path:
         "--image-oof",
         type=Path,
         default=None,
-        help="isic_id,score file of image_classifier, if the model was stacked",
+        help="isic_id,score of image_classifier, one per lesion, if the model was stacked",
     )
     args = parser.parse_args(argv)
     metadata = isic.read_metadata(args.input, train=False)
     if args.image_oof:
-        scores = pd.read_csv(args.image_oof)[[isic.ID, "score"]]
-        scores[IMAGE_SCORE] = scores["score"].rank(pct=True)  # one model: rank within the batch
-        metadata = metadata.merge(scores[[isic.ID, IMAGE_SCORE]], on=isic.ID, how="left")
+        metadata = join_image_scores(metadata, args.image_oof)
     sub = predict(metadata, args.model_uri)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     sub.to_csv(args.output, index=False)

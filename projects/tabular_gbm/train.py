@@ -37,7 +37,7 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
     """Compose-validated config in, headline metrics out (everything else goes to MLflow)."""
     cfg: TabularGBMConfig = validate(raw_cfg, TabularGBMConfig)
     seed_everything(cfg.seed, deterministic=False)
-    df, extra, data_paths = load_frame(cfg.data)
+    df, extra, data_paths, bad_values = load_frame(cfg.data)
     feature_opts = {
         "patient_norm": cfg.features.patient_norm,
         "counts": cfg.features.patient_counts,
@@ -90,6 +90,8 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
             summary["oracle_pauc"] = pauc_above_tpr(y, p.to_numpy(), min_tpr)
             summary["oracle_ratio"] = summary["oof_pauc"] / summary["oracle_pauc"]
         summary["n_features"] = float(X.shape[1])
+        summary["bad_values_total"] = float(sum(bad_values.values()))  # on_bad_values=warn
+        summary.update({f"bad_values_{c}": float(n) for c, n in bad_values.items()})
         tracking.log_metrics(summary)
         tracking.get_mlflow().set_tag("best_single_feature", feat_name)
         log_cv_artifacts(df, oof, spec.columns, min_tpr)

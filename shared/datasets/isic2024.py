@@ -5,6 +5,7 @@ Shared by tabular_gbm and image_classifier, which read the same files and the sa
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,6 +122,7 @@ class IsicDataConfig:
     n_folds: int
     fold_seed: int
     group_col: str
+    on_bad_values: str  # fail | warn: text in a numeric column (`sixty`, `3,5`)
     generate: bool
     synthetic: SyntheticConfig | None
 
@@ -132,6 +134,30 @@ class MissingColumnsError(InputError, KeyError):
         return str(self.args[0])
 
 
+class MalformedMetadataError(InputError, ValueError):
+    """The metadata file has the right columns but values the public format does not allow."""
+
+
+class NoRowsError(MalformedMetadataError):
+    """The metadata file is empty or holds only its header."""
+
+
+class BadValuesError(MalformedMetadataError):
+    """A numeric column holds text that is neither a number nor a missing-value marker."""
+
+
+class BadTargetError(MalformedMetadataError):
+    """`target` holds something other than 0 or 1."""
+
+
+class BadValuesWarning(UserWarning):
+    """`data.on_bad_values=warn`: unreadable numbers were read as missing."""
+
+
+ON_BAD_VALUES = ("fail", "warn")
+MISSING_MARKERS = ["NA", ""]  # what the public files write for a missing value
+
+
 def check_columns(df: pd.DataFrame, required: list[str], source: str) -> None:
     """Raise MissingColumnsError naming every required column `df` lacks."""
     missing = [c for c in required if c not in df.columns]
@@ -139,24 +165,118 @@ def check_columns(df: pd.DataFrame, required: list[str], source: str) -> None:
         raise MissingColumnsError(f"{source} lacks required column(s): {', '.join(missing)}")
 
 
-def read_metadata(path: str | Path, train: bool = True) -> pd.DataFrame:
+def _examples(raw: pd.Series, bad: pd.Series, n: int = 3, in_file: bool = True) -> str:
+    """`line 5: 'sixty', line 9: '3,5'` for the first offending rows of a CSV read with its
+    default index (line 1 is the header); `row <label>` for a frame from elsewhere."""
+    rows = raw.index[bad.to_numpy()][:n]
+    where = (lambda i: f"line {i + 2}") if in_file else (lambda i: f"row {i}")
+    return ", ".join(f"{where(i)}: {raw.loc[i]!r}" for i in rows)
+
+
+def coerce_numeric(
+    df: pd.DataFrame,
+    columns: list[str],
+    source: str,
+    on_bad_values: str = "fail",
+    in_file: bool = True,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Numeric columns as float64, and how many values per column were not numbers.
+
+    Missing values (`NA`, empty) are already NaN and pass. Anything else that is not a number
+    (`sixty`, a comma decimal `3,5`) fails naming the column, the file and the first rows, or,
+    with `on_bad_values="warn"`, becomes NaN with a warning; the counts come back either way.
+    """
+    if on_bad_values not in ON_BAD_VALUES:
+        raise MalformedMetadataError(
+            f"data.on_bad_values must be one of {', '.join(ON_BAD_VALUES)}, got {on_bad_values!r}"
+        )
+    out = df.copy()
+    counts: dict[str, int] = {}
+    problems = []
+    for col in columns:
+        raw = df[col]
+        num = pd.to_numeric(raw, errors="coerce").astype("float64")
+        bad = raw.notna() & num.isna()
+        if bad.any():
+            counts[col] = int(bad.sum())
+            problems.append(f"{col}: {counts[col]} ({_examples(raw, bad, in_file=in_file)})")
+        out[col] = num
+    if problems and on_bad_values == "fail":
+        raise BadValuesError(
+            f"{source} has values that are not numbers in {'; '.join(problems)}. Missing values "
+            "must be NA or empty; fix the data, or set data.on_bad_values=warn to train with them "
+            "read as missing"
+        )
+    if problems:
+        warnings.warn(
+            f"{source}: read as missing, not numbers: {'; '.join(problems)}",
+            BadValuesWarning,
+            stacklevel=2,
+        )
+    return out, counts
+
+
+def check_target(df: pd.DataFrame, source: str) -> pd.Series:
+    """`target` as int64, or BadTargetError naming the column, file and first bad rows."""
+    raw = df[TARGET]
+    num = pd.to_numeric(raw, errors="coerce")
+    bad = ~num.isin([0, 1])
+    if bad.any():
+        raise BadTargetError(
+            f"column {TARGET} of {source} must be 0 or 1 on every row; {int(bad.sum())} rows are "
+            f"not ({_examples(raw, bad)})"
+        )
+    return num.astype("int64")
+
+
+def _check_ids(df: pd.DataFrame, source: str) -> None:
+    """Every lesion needs an id and a patient (folds group by patient); ids are unique."""
+    for col in (ID, PATIENT):
+        missing = df[col].isna()
+        if missing.any():
+            raise MalformedMetadataError(
+                f"column {col} of {source} is empty on {int(missing.sum())} rows "
+                f"({_examples(df[col], missing)})"
+            )
+    dup = df[ID].duplicated(keep=False)
+    if dup.any():
+        raise MalformedMetadataError(
+            f"{source} lists {df.loc[dup, ID].nunique()} {ID}(s) more than once, "
+            f"e.g. {sorted(df.loc[dup, ID].unique())[:5]}"
+        )
+
+
+def read_metadata(
+    path: str | Path, train: bool = True, on_bad_values: str = "fail"
+) -> pd.DataFrame:
     """Read a metadata CSV with the competition's dtypes; 'NA' and blanks become NaN.
 
-    Extra columns are kept (and ignored downstream); missing required ones fail by name.
+    Extra columns are kept (and ignored downstream); missing required ones fail by name, and
+    so do an empty file, unreadable numbers (see `coerce_numeric`), a target that is not 0/1,
+    and missing or duplicate ids. The per-column counts of values read as missing under
+    `on_bad_values="warn"` are in `df.attrs["bad_values"]`.
     """
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"metadata file not found: {path.resolve()}. {HOW_TO_GET}")
-    df = pd.read_csv(path, na_values=["NA", ""], keep_default_na=True, low_memory=False)
+    try:
+        df = pd.read_csv(path, na_values=MISSING_MARKERS, keep_default_na=True, low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise NoRowsError(f"{path} is empty: no header, no rows") from None
+    except pd.errors.ParserError as exc:
+        raise MalformedMetadataError(f"{path} is not a readable CSV: {exc}".strip()) from None
     check_columns(df, REQUIRED_TRAIN if train else REQUIRED_TEST, path.name)
-    for col in NUMERIC:
-        df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+    if df.empty:
+        raise NoRowsError(f"{path} has a header but no rows: nothing to train or score")
+    _check_ids(df, str(path))
+    df, bad_values = coerce_numeric(df, NUMERIC, str(path), on_bad_values)
     for col in CATEGORICAL:
         df[col] = df[col].astype("string")
     df[ID] = df[ID].astype(str)
     df[PATIENT] = df[PATIENT].astype(str)
     if train:
-        df[TARGET] = df[TARGET].astype("int64")
+        df[TARGET] = check_target(df, str(path))
+    df.attrs["bad_values"] = bad_values
     return df
 
 
@@ -190,7 +310,7 @@ def load_training_frame(data_cfg: IsicDataConfig) -> pd.DataFrame:
     if data_cfg.generate:
         ensure_dataset(data_cfg.dir, **dict(data_cfg.synthetic or {}))
     csv, _ = train_paths(data_cfg.dir)
-    df = read_metadata(csv, train=True)
+    df = read_metadata(csv, train=True, on_bad_values=data_cfg.on_bad_values)
     folds = load_or_create_folds(
         df,
         data_cfg.folds_file,

@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from shared.errors import InputError
 from shared.folds import (
     FoldLeakageError,
     assign_folds,
@@ -64,15 +65,50 @@ def test_fold_file_is_written_once_and_reused(tmp_path):
     pd.testing.assert_frame_equal(first.reset_index(drop=True), second)
 
 
-def test_fold_file_of_another_data_set_is_refused(tmp_path):
+def test_fold_file_of_another_data_set_is_refused_naming_the_ids(tmp_path):
     path = tmp_path / "folds.csv"
     load_or_create_folds(_frame(seed=0), path, seed=0, **KW)
     other = _frame(seed=0)
-    other["isic_id"] = other["isic_id"] + "_x"
-    with pytest.raises(ValueError, match="lacks"):
+    other.loc[other.index[:2], "isic_id"] = ["ISIC_new_1", "ISIC_new_2"]
+    with pytest.raises(InputError, match=r"lacks 2 ids.*ISIC_new_1, ISIC_new_2"):
         load_or_create_folds(other, path, seed=0, **KW)
 
 
+def test_fold_file_with_ids_the_data_lacks_is_refused(tmp_path):
+    """A data set that lost rows is another data set: its folds must be re-made, not reused."""
+    path = tmp_path / "folds.csv"
+    df = _frame(seed=0)
+    load_or_create_folds(df, path, seed=0, **KW)
+    with pytest.raises(InputError, match=r"3 ids this data set lacks: ISIC_0, ISIC_1, ISIC_2"):
+        load_or_create_folds(df.iloc[3:], path, seed=0, **KW)
+
+
+def test_fold_file_is_checked_against_the_data_as_it_is_grouped_now(tmp_path):
+    """Same ids, but two patients merged into one since the file was made: that patient now
+    sits in two folds, so the file's folds would leak."""
+    path = tmp_path / "folds.csv"
+    df = _frame(seed=0)
+    folds = load_or_create_folds(df, path, seed=0, **KW)
+    fold_of = folds.groupby("patient_id")["fold"].first()
+    a = fold_of[fold_of == 0].index[0]
+    b = fold_of[fold_of == 1].index[0]
+    regrouped = df.assign(patient_id=df["patient_id"].replace({b: a}))
+    with pytest.raises(FoldLeakageError, match=rf"{a} in fold 0: .* / fold 1: ") as err:
+        load_or_create_folds(regrouped, path, seed=0, **KW)
+    first_id_of_b = df.loc[df["patient_id"] == b, "isic_id"].sort_values().iloc[0]
+    assert first_id_of_b in str(err.value)
+    assert isinstance(err.value, InputError)
+
+
+def test_fold_file_listing_an_id_twice_is_refused(tmp_path):
+    path = tmp_path / "folds.csv"
+    df = _frame(seed=0)
+    folds = load_or_create_folds(df, path, seed=0, **KW)
+    pd.concat([folds, folds.head(1)]).to_csv(path, index=False)
+    with pytest.raises(InputError, match="more than once: ISIC_0"):
+        load_or_create_folds(df, path, seed=0, **KW)
+
+
 def test_too_few_groups_for_the_folds():
-    with pytest.raises(ValueError, match="cannot fill"):
+    with pytest.raises(InputError, match="cannot fill"):
         assign_folds(_frame(3), seed=0, **KW)

@@ -11,6 +11,7 @@ from projects.tabular_gbm.features import (
 )
 from shared.datasets import isic2024 as isic
 from shared.datasets.isic2024_synthetic import generate_metadata
+from shared.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -69,16 +70,31 @@ def test_unseen_categories_and_nans_map_to_missing(meta):
     assert X["age_approx"].isna().all()
 
 
-def test_categories_encode_the_same_in_train_and_predict(meta):
+@pytest.mark.parametrize("col", ["sex", "anatom_site_general"])
+def test_categories_encode_the_same_in_train_and_predict(meta, col):
+    """A predict batch holding only some of the values (here: only the last one of the
+    vocabulary, one row) must get the training codes, not codes of its own vocabulary."""
     spec = fit_spec(meta)
-    a = build_features(meta, spec)["sex"]
-    b = build_features(meta.iloc[::-1], spec)["sex"]
-    assert list(a.cat.categories) == list(b.cat.categories)
+    train = build_features(meta, spec)[col]
+    last = spec.categories[col][-1]
+    batch = meta[meta[col].astype("string").fillna(MISSING) == last].head(1)
+    scored = build_features(batch, spec)[col]
+    assert list(scored.cat.categories) == list(train.cat.categories)
+    assert scored.cat.codes.tolist() == train.loc[batch.index].cat.codes.tolist()
+    assert scored.cat.codes.iloc[0] == list(train.cat.categories).index(last) > 0
 
 
 def test_missing_required_column_is_named(meta):
     with pytest.raises(KeyError, match="tbp_lv_H"):
         build_features(meta.drop(columns=["tbp_lv_H"]), fit_spec(meta))
+
+
+def test_text_in_a_numeric_column_of_a_scored_frame_fails_by_name(meta):
+    """The registered model takes a DataFrame directly: no silent NaN there either."""
+    bad = meta.head(3).astype({"clin_size_long_diam_mm": object})
+    bad.loc[bad.index[1], "clin_size_long_diam_mm"] = "3,5"
+    with pytest.raises(InputError, match=r"clin_size_long_diam_mm: 1 \(row 1: '3,5'\)"):
+        build_features(bad, fit_spec(meta))
 
 
 def test_extra_columns_are_ignored(meta):

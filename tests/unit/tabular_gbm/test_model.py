@@ -7,13 +7,16 @@ from omegaconf import OmegaConf
 
 from projects.tabular_gbm.model import (
     Ensemble,
+    bag_seeds,
     best_single_feature,
     blend,
     cv_summary,
+    feature_importance,
     fit_ensemble,
     fit_fold,
     undersample,
 )
+from shared.errors import InputError
 from tests.conftest import REPO
 
 
@@ -21,6 +24,7 @@ def _model_cfg(**overrides):
     cfg = OmegaConf.load(REPO / "configs/tabular_gbm/model/lgbm_catboost.yaml")
     cfg.lightgbm.num_boost_round = 30
     cfg.catboost.params.iterations = 30
+    cfg.n_bags = 1
     return OmegaConf.merge(cfg, overrides)
 
 
@@ -64,6 +68,30 @@ def test_fitted_ensemble_ranks_positives_first_and_predicts_the_blend():
     assert np.allclose(ens.predict(X), 0.5 * each["lightgbm"] + 0.5 * each["catboost"])
     p = ens.predict(X)
     assert p[y == 1].mean() > p[y == 0].mean() + 0.3
+
+
+def test_bags_draw_other_negatives_and_average_their_models():
+    X, y = _data()
+    ens = fit_ensemble(X, y, _model_cfg(n_bags=3, neg_ratio=2), seed=7)
+    assert len(ens.lightgbm) == len(ens.catboost) == 3
+    # Each bag saw its own draw of the negatives (and its own model seed)...
+    seeds = bag_seeds(7, 3)
+    assert seeds[0] == 7 and len(set(seeds)) == 3  # bag 0 is the single-draw model
+    draws = [set(undersample(y, 2, s)) for s in seeds]
+    assert draws[0] != draws[1] and draws[1] != draws[2]
+    each = [b.predict(X) for b in ens.lightgbm]
+    assert not np.allclose(each[0], each[1])
+    # ...and the ensemble scores with the mean over the bags.
+    assert np.allclose(ens.predict_each(X)["lightgbm"], np.mean(each, axis=0))
+    single = fit_ensemble(X, y, _model_cfg(n_bags=1, neg_ratio=2), seed=7)
+    assert np.allclose(single.lightgbm[0].predict(X), each[0])
+    imp = feature_importance(ens, list(X.columns))
+    assert imp["feature"].iloc[0] == "a" and imp["lightgbm"].sum() == pytest.approx(1.0)
+
+
+def test_zero_bags_is_a_config_error():
+    with pytest.raises(InputError, match="model.n_bags"):
+        bag_seeds(0, 0)
 
 
 def test_fit_fold_scores_only_the_held_out_fold_and_cv_summary_pools_them():
