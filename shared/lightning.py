@@ -110,11 +110,44 @@ def warmup_cosine(
     return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def _is_embedding_name(name: str) -> bool:
+    """`pos_embed`, `cls_token`, `word_embeddings`, ...: a lookup table, by its own name."""
+    leaf = name.rsplit(".", 1)[-1]
+    return "embed" in leaf or leaf.endswith("_token")
+
+
+def weight_decay_groups(module: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW parameter groups: decay only weight matrices (ndim >= 2) that are not embeddings.
+
+    As nanoGPT/minGPT's `configure_optimizers`: biases, norm scales, GeM's exponent (ndim < 2),
+    `nn.Embedding` tables, embedding-named parameters (`pos_embed`, `cls_token`) and whatever a
+    submodule lists in timm's `no_weight_decay()` are left undecayed; decaying them only pulls
+    scales and lookups towards zero. A tied weight (GPT-2's head = `wte`) follows its first name.
+    """
+    no_decay: set[str] = set()
+    for prefix, sub in module.named_modules():
+        dot = f"{prefix}." if prefix else ""
+        if isinstance(sub, torch.nn.Embedding):
+            no_decay |= {f"{dot}{n}" for n, _ in sub.named_parameters(recurse=False)}
+        listed = getattr(sub, "no_weight_decay", None)
+        if callable(listed):
+            no_decay |= {f"{dot}{n}" for n in listed()}
+    decay, keep = [], []
+    for name, p in module.named_parameters():
+        skip = p.ndim < 2 or name in no_decay or _is_embedding_name(name)
+        (keep if skip else decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": keep, "weight_decay": 0.0},
+    ]
+    return [g for g in groups if g["params"]]
+
+
 def adamw_warmup_cosine(module: L.LightningModule, optim: dict, betas=(0.9, 0.999)) -> dict:
-    """`configure_optimizers` of every torch project: AdamW, per-step warmup + cosine."""
-    opt = torch.optim.AdamW(
-        module.parameters(), lr=optim["lr"], weight_decay=optim["weight_decay"], betas=betas
-    )
+    """`configure_optimizers` of every torch project: AdamW (decay on weight matrices only,
+    `weight_decay_groups`), per-step warmup + cosine."""
+    groups = weight_decay_groups(module, optim["weight_decay"])
+    opt = torch.optim.AdamW(groups, lr=optim["lr"], betas=betas)
     total = max(1, int(module.trainer.estimated_stepping_batches))
     warmup = int(optim["warmup_fraction"] * total)
     sched = torch.optim.lr_scheduler.LambdaLR(

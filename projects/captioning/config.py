@@ -24,12 +24,14 @@ class DataConfig:
     annotations: str
     image_dir: str
     merge_restval: bool
-    image_size: int
+    on_corrupt: str  # fail | skip
+    image_size: int | None  # these four: null = the encoder's pretrained config (timm)
+    interpolation: str | None
+    mean: list[float] | None
+    std: list[float] | None
     batch_size: int
     num_workers: int
     max_len: int
-    mean: list[float]
-    std: list[float]
     generate: bool
     synthetic: SyntheticConfig | None
 

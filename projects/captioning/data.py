@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +15,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from shared.errors import DataNotFoundError
-from shared.images import FolderImageStore
+from shared.config import ConfigError
+from shared.errors import DataNotFoundError, InputError
+from shared.images import CorruptImageError, FolderImageStore
+from shared.logging import get_logger
+
+log = get_logger(__name__)
 
 HOW_TO_GET = (
     "Get the Karpathy split files (dataset_flickr8k.json, dataset_coco.json) from "
@@ -22,6 +28,36 @@ HOW_TO_GET = (
     "set data.annotations and data.image_dir."
 )
 SPLITS = ("train", "val", "test")
+ON_CORRUPT = ("fail", "skip")
+
+
+class AnnotationError(InputError, ValueError):
+    """The annotations file is not a Karpathy split; the message names the file and where."""
+
+
+def _load_json(path: Path) -> Any:
+    """The parsed file, or an AnnotationError naming the file, line and column."""
+    try:
+        return json.loads(path.read_bytes())
+    except json.JSONDecodeError as exc:
+        raise AnnotationError(
+            f"{path}: not valid JSON at line {exc.lineno} column {exc.colno} "
+            f"(character {exc.pos}): {exc.msg}"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise AnnotationError(f"{path}: not UTF-8 text at byte {exc.start}") from None
+
+
+def _image_row(img: dict, merge_restval: bool) -> dict:
+    split = "train" if merge_restval and img["split"] == "restval" else img["split"]
+    rel = f"{img['filepath']}/{img['filename']}" if img.get("filepath") else img["filename"]
+    return {
+        "image_id": img.get("cocoid", img.get("imgid")),
+        "path": rel,
+        "split": split,
+        "raw": [s["raw"] for s in img["sentences"]],
+        "tokens": [" ".join(s["tokens"]) for s in img["sentences"]],
+    }
 
 
 def read_karpathy(
@@ -29,30 +65,29 @@ def read_karpathy(
 ) -> pd.DataFrame:
     """One row per image: `image_id, path, split, raw (list[str]), tokens (list[str])`.
 
-    Fails naming the problem when a split is missing or an image file does not exist.
+    Fails naming the problem (InputError) when the file is not valid JSON (file, line and
+    column), an entry lacks a field, a split is missing or an image file does not exist.
     """
     annotations = Path(annotations)
     if not annotations.is_file():
         raise DataNotFoundError(f"annotation file not found: {annotations.resolve()}. {HOW_TO_GET}")
     store = FolderImageStore(image_dir)
-    data = json.loads(annotations.read_text())
+    data = _load_json(annotations)
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise AnnotationError(f"{annotations}: expected an object with an 'images' list")
     rows = []
-    for img in data["images"]:
-        split = "train" if merge_restval and img["split"] == "restval" else img["split"]
-        rel = f"{img['filepath']}/{img['filename']}" if img.get("filepath") else img["filename"]
-        rows.append(
-            {
-                "image_id": img.get("cocoid", img.get("imgid")),
-                "path": rel,
-                "split": split,
-                "raw": [s["raw"] for s in img["sentences"]],
-                "tokens": [" ".join(s["tokens"]) for s in img["sentences"]],
-            }
-        )
-    df = pd.DataFrame(rows)
+    for i, img in enumerate(data["images"]):
+        try:
+            rows.append(_image_row(img, merge_restval))
+        except (KeyError, TypeError) as exc:
+            raise AnnotationError(
+                f"{annotations}: images[{i}] is not a Karpathy entry "
+                f"(needs filename, split, sentences with raw and tokens): {exc!r}"
+            ) from None
+    df = pd.DataFrame(rows, columns=["image_id", "path", "split", "raw", "tokens"])
     missing_splits = [s for s in SPLITS if s not in set(df["split"])]
     if missing_splits:
-        raise ValueError(f"{annotations.name} has no images in split(s) {missing_splits}")
+        raise AnnotationError(f"{annotations.name} has no images in split(s) {missing_splits}")
     missing = store.missing(df["path"])
     if missing:
         raise DataNotFoundError(
@@ -62,11 +97,81 @@ def read_karpathy(
     return df
 
 
-def image_transform(size: int, train: bool, mean, std) -> v2.Compose:
-    ops = [v2.ToImage(), v2.Resize((size, size), antialias=True)]
+def check_images(
+    frame: pd.DataFrame, store: FolderImageStore, on_corrupt: str, workers: int = 4
+) -> pd.DataFrame:
+    """Decode every image once before training (threads: Pillow decodes without the GIL).
+
+    A corrupt image fails naming its path (`on_corrupt=fail`) or its row is dropped, counted
+    in `frame.attrs["n_corrupt_skipped"]` and logged (`on_corrupt=skip`).
+    """
+    if on_corrupt not in ON_CORRUPT:
+        raise ConfigError(
+            f"config key 'data.on_corrupt': {on_corrupt!r} is not one of {ON_CORRUPT}"
+        )
+
+    def corrupt(path: str) -> CorruptImageError | None:
+        try:
+            store.read(path)
+        except CorruptImageError as exc:
+            return exc
+        return None
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        errors = list(pool.map(corrupt, frame["path"]))
+    bad = [p for p, e in zip(frame["path"], errors) if e is not None]
+    if bad and on_corrupt == "fail":
+        first = next(e for e in errors if e is not None)
+        raise CorruptImageError(
+            f"{first} (under {store.root}; {len(bad)} corrupt in all; "
+            "data.on_corrupt=skip drops them)"
+        )
+    if bad:
+        log.warning("skipping %d corrupt image(s), e.g. %s", len(bad), bad[:5])
+    kept = frame[~frame["path"].isin(bad)].reset_index(drop=True)
+    kept.attrs["n_corrupt_skipped"] = len(bad)
+    return kept
+
+
+def load_captions(data_cfg: Any) -> tuple[pd.DataFrame, FolderImageStore]:
+    """The Karpathy frame with every image decoded once (corrupt ones fail or are skipped)."""
+    frame = read_karpathy(data_cfg.annotations, data_cfg.image_dir, data_cfg.merge_restval)
+    store = FolderImageStore(data_cfg.image_dir)
+    workers = max(1, min(8, os.cpu_count() or 1))
+    return check_images(frame, store, data_cfg.on_corrupt, workers), store
+
+
+def resolve_preprocessing(encoder_data_cfg: dict, data_cfg: Any) -> dict:
+    """Input size, interpolation, mean and std: the encoder's pretrained config
+    (`timm.data.resolve_model_data_config`), each overridden by a non-null `data.*` key."""
+    own = {
+        "image_size": int(encoder_data_cfg["input_size"][-1]),
+        "interpolation": str(encoder_data_cfg["interpolation"]),
+        "mean": [float(v) for v in encoder_data_cfg["mean"]],
+        "std": [float(v) for v in encoder_data_cfg["std"]],
+    }
+    out = {}
+    for key, value in own.items():
+        override = data_cfg[key]
+        out[key] = value if override is None else override
+    out["mean"], out["std"] = [float(v) for v in out["mean"]], [float(v) for v in out["std"]]
+    return out
+
+
+def image_transform(
+    size: int, train: bool, mean, std, interpolation: str = "bilinear"
+) -> v2.Compose:
+    """Resize the whole image to size x size (no crop: captions describe all of it)."""
+    mode = v2.InterpolationMode(interpolation)
+    ops = [v2.ToImage(), v2.Resize((size, size), interpolation=mode, antialias=True)]
     if train:
         ops.append(v2.ColorJitter(0.1, 0.1, 0.1))  # no flips: captions say left and right
     return v2.Compose([*ops, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+
+
+def preprocessing_transform(pre: dict, train: bool) -> v2.Compose:
+    """`image_transform` from a `resolve_preprocessing` dict (training and the served model)."""
+    return image_transform(pre["image_size"], train, pre["mean"], pre["std"], pre["interpolation"])
 
 
 def encode_captions(tokenizer, captions: list[str], max_len: int) -> tuple[list[list[int]], int]:
@@ -119,9 +224,17 @@ class CaptionDataModule(L.LightningDataModule):
     reference in `self.splits[s]["raw"]` for scoring.
     """
 
-    def __init__(self, frame: pd.DataFrame, tokenizer: Any, data_cfg: Any, eval_batch_size: int):
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        tokenizer: Any,
+        data_cfg: Any,
+        preprocessing: dict,
+        eval_batch_size: int,
+    ) -> None:
         super().__init__()
         self.cfg, self.tok, self.eval_batch_size = data_cfg, tokenizer, eval_batch_size
+        self.preprocessing = preprocessing
         self.store = FolderImageStore(data_cfg.image_dir)
         self.splits = {s: frame[frame["split"] == s].reset_index(drop=True) for s in SPLITS}
         self.truncated = 0
@@ -134,7 +247,7 @@ class CaptionDataModule(L.LightningDataModule):
             ids.append(enc)
             self.truncated += cut
         train = split == "train"
-        transform = image_transform(self.cfg.image_size, train, self.cfg.mean, self.cfg.std)
+        transform = preprocessing_transform(self.preprocessing, train)
         return CaptionDataset(
             self.splits[split],
             self.store,
@@ -162,3 +275,10 @@ class CaptionDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.loader("test")
+
+
+def most_common_caption(frame: pd.DataFrame) -> str:
+    """The training split's most frequent caption, tokenised (the trivial baseline to beat);
+    ties go to the alphabetically first."""
+    counts = frame.loc[frame["split"] == "train", "tokens"].explode().value_counts()
+    return str(min(counts[counts == counts.max()].index))

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import timm
+import timm.data
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from projects.captioning.decoder import DecoderConfig, GPT2Decoder, load_hf_gpt2
 from projects.captioning.generate import beam_search, greedy
+from shared.config import ConfigError
 
 
 class ImageEncoder(nn.Module):
@@ -18,6 +20,7 @@ class ImageEncoder(nn.Module):
 
     def __init__(self, name: str, pretrained: bool, out_dim: int) -> None:
         super().__init__()
+        self.name = name
         try:
             self.backbone = timm.create_model(name, pretrained=pretrained, num_classes=0)
         except Exception as exc:
@@ -30,6 +33,22 @@ class ImageEncoder(nn.Module):
         self.proj = nn.Sequential(
             nn.Linear(self.backbone.num_features, out_dim), nn.LayerNorm(out_dim)
         )
+
+    def data_config(self) -> dict:
+        """The backbone's preprocessing (input size, interpolation, mean, std) from its
+        pretrained config; timm keeps it on models created with pretrained=False too."""
+        return timm.data.resolve_model_data_config(self.backbone)
+
+    def check_input_size(self, size: int) -> None:
+        """A fixed-size ViT fails at the first batch on another size: fail at start-up instead."""
+        patch = getattr(self.backbone, "patch_embed", None)
+        native = getattr(patch, "img_size", None)
+        dynamic = getattr(self.backbone, "dynamic_img_size", False)
+        if native is not None and not dynamic and tuple(native) != (size, size):
+            raise ConfigError(
+                f"config key 'data.image_size': {self.name} "
+                f"takes {tuple(native)} images, not {size}; set data.image_size=null"
+            )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, N, out_dim) visual tokens."""
@@ -56,18 +75,31 @@ class Captioner(nn.Module):
 
 @torch.no_grad()
 def caption_loader(
-    model: Captioner, loader: DataLoader, tok: Any, decoding: Any, device: str
+    model: Captioner,
+    loader: DataLoader,
+    tok: Any,
+    decoding: Any,
+    device: str | torch.device,
+    methods: tuple[str, ...] = ("greedy", "beam"),
 ) -> dict[str, list[str]]:
-    """Greedy and beam-search captions for every image of a loader (same order)."""
+    """Greedy and/or beam-search captions for every image of a loader (same order)."""
     model.eval().to(device)
     d = decoding
-    out: dict[str, list[str]] = {"greedy": [], "beam": []}
+    out: dict[str, list[str]] = {m: [] for m in methods}
     for images, _, _ in loader:
         memory = model.encoder(images.to(device))
-        g = greedy(model.decoder, memory, tok.bos_id, tok.eos_id, d.max_len)
-        b = beam_search(
-            model.decoder, memory, tok.bos_id, tok.eos_id, d.max_len, d.beam_size, d.length_penalty
-        )
-        out["greedy"] += [tok.decode(x) for x in g]
-        out["beam"] += [tok.decode(x) for x in b]
+        if "greedy" in out:
+            g = greedy(model.decoder, memory, tok.bos_id, tok.eos_id, d.max_len)
+            out["greedy"] += [tok.decode(x) for x in g]
+        if "beam" in out:
+            b = beam_search(
+                model.decoder,
+                memory,
+                tok.bos_id,
+                tok.eos_id,
+                d.max_len,
+                d.beam_size,
+                d.length_penalty,
+            )
+            out["beam"] += [tok.decode(x) for x in b]
     return out

@@ -1,15 +1,21 @@
-"""Teacher-forced training of the captioner with label smoothing, AdamW and warmup + cosine."""
+"""Teacher-forced training of the captioner with label smoothing, AdamW and warmup + cosine;
+the checkpoint kept is the epoch with the best greedy CIDEr-D on the validation split."""
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
 
-from projects.captioning.model import Captioner
-from shared.lightning import adamw_warmup_cosine
+from projects.captioning.model import Captioner, caption_loader
+from shared.lightning import adamw_warmup_cosine, build_trainer
+from shared.metrics import caption_scores
+
+SELECT_METRIC = "epoch_val_cider_d"  # greedy CIDEr-D of the val split after each epoch
 
 
 def caption_loss(
@@ -34,12 +40,25 @@ class CaptionModule(L.LightningModule):
         self.model, self.optim = model, optim
         self.label_smoothing = label_smoothing
         self.freeze_encoder_epochs = freeze_encoder_epochs
+        self.backbone_frozen = False
+
+    def set_backbone_frozen(self, frozen: bool) -> None:
+        """No gradients and eval mode: a frozen backbone's BatchNorm statistics stay as loaded."""
+        self.backbone_frozen = frozen
+        for p in self.model.encoder.backbone.parameters():
+            p.requires_grad_(not frozen)
+        self.model.encoder.backbone.train(self.training and not frozen)
+
+    def train(self, mode: bool = True) -> CaptionModule:
+        """Lightning switches modes around validation; a frozen backbone stays in eval."""
+        super().train(mode)
+        if mode and self.backbone_frozen:
+            self.model.encoder.backbone.eval()
+        return self
 
     def on_train_epoch_start(self) -> None:
         """Freeze the encoder's backbone for the first epochs, then train everything."""
-        frozen = self.current_epoch < self.freeze_encoder_epochs
-        for p in self.model.encoder.backbone.parameters():
-            p.requires_grad_(not frozen)
+        self.set_backbone_frozen(self.current_epoch < self.freeze_encoder_epochs)
 
     def _loss(self, batch) -> torch.Tensor:
         images, seq, lengths = batch
@@ -56,3 +75,63 @@ class CaptionModule(L.LightningModule):
 
     def configure_optimizers(self):
         return adamw_warmup_cosine(self, self.optim, betas=(0.9, 0.98))
+
+
+class GreedyValCider(Callback):
+    """After each validation epoch: greedy-decode the whole val split and log its CIDEr-D.
+
+    Every rank decodes all of val (no collectives; the same weights give the same score), so
+    the checkpoint callback sees one value everywhere.
+    """
+
+    def __init__(self, loader, references: list[list[str]], tok: Any, decoding: Any) -> None:
+        self.loader, self.tok, self.decoding = loader, tok, decoding
+        self.references = dict(enumerate(references))
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: CaptionModule) -> None:
+        if trainer.sanity_checking:
+            return
+        caps = caption_loader(
+            pl_module.model, self.loader, self.tok, self.decoding, pl_module.device, ("greedy",)
+        )
+        score = caption_scores(self.references, dict(enumerate(caps["greedy"])))["cider_d"]
+        pl_module.log(SELECT_METRIC, score, prog_bar=True)
+
+
+def fit(module: CaptionModule, dm: Any, tok: Any, cfg: Any) -> dict[str, float]:
+    """Train, then restore the epoch with the best val greedy CIDEr-D (test is never looked at).
+
+    Returns the chosen epoch and its score.
+    """
+    scorer = GreedyValCider(dm.loader("val"), list(dm.splits["val"]["raw"]), tok, cfg.decoding)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer, ckpt = build_trainer(
+            cfg.trainer,
+            default_root_dir=tmp,
+            monitor=SELECT_METRIC,
+            mode="max",
+            extra_callbacks=[scorer],
+        )
+        trainer.fit(module, datamodule=dm)
+        best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=False)
+    module.load_state_dict(best["state_dict"])
+    module.set_backbone_frozen(False)
+    return {"best_epoch": best["epoch"], f"best_{SELECT_METRIC}": float(ckpt.best_model_score)}
+
+
+def evaluate(
+    model: Captioner, dm: Any, tok: Any, decoding: Any, device: Any, baseline: str
+) -> tuple[dict[str, float], dict[str, dict[str, list[str]]]]:
+    """Beam (`{split}_cider_d`) and greedy (`..._greedy`) scores of val and test, and the
+    same split given `baseline` for every image (`..._baseline`: what "learns" must beat)."""
+    metrics: dict[str, float] = {}
+    generated = {}
+    for s in ("val", "test"):
+        generated[s] = caption_loader(model, dm.loader(s), tok, decoding, device)
+        refs = dict(enumerate(dm.splits[s]["raw"]))
+        runs = {"": generated[s]["beam"], "_greedy": generated[s]["greedy"]}
+        runs["_baseline"] = [baseline] * len(refs)
+        for suffix, caps in runs.items():
+            scores = caption_scores(refs, dict(enumerate(caps)))
+            metrics.update({f"{s}_{k}{suffix}": v for k, v in scores.items()})
+    return metrics, generated

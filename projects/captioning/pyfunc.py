@@ -29,15 +29,19 @@ def save_bundle(folder: Path, model: Captioner, tokenizer: CaptionTokenizer, met
 
 
 def build_bundle(
-    folder: Path, model: Captioner, tokenizer: CaptionTokenizer, cfg, decoder_cfg: DecoderConfig
+    folder: Path,
+    model: Captioner,
+    tokenizer: CaptionTokenizer,
+    cfg,
+    decoder_cfg: DecoderConfig,
+    preprocessing: dict,
 ) -> Path:
-    """Everything the served model needs: weights, tokenizer, preprocessing, decoding."""
+    """Everything the served model needs: weights, tokenizer, decoding, and the preprocessing
+    training used (`data.resolve_preprocessing`: the encoder's size, interpolation, mean, std)."""
     meta = {
         "encoder": cfg.encoder.name,
         "decoder": {**asdict(decoder_cfg), "init": None},  # weights come from model.pt
-        "image_size": cfg.data.image_size,
-        "mean": list(cfg.data.mean),
-        "std": list(cfg.data.std),
+        **{k: preprocessing[k] for k in ("image_size", "interpolation", "mean", "std")},
         "decoding": to_dict(cfg.decoding),
     }
     save_bundle(folder, model, tokenizer, meta)
@@ -55,7 +59,9 @@ class CaptionModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         self.model, self.tokenizer, self.meta = load_bundle(Path(context.artifacts["bundle"]))
         m = self.meta
-        self.transform = image_transform(m["image_size"], False, m["mean"], m["std"])
+        # bundles from before the encoder's interpolation was recorded were trained bilinear
+        interpolation = m.get("interpolation", "bilinear")
+        self.transform = image_transform(m["image_size"], False, m["mean"], m["std"], interpolation)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.Series:  # noqa: ARG002
         images = torch.stack(

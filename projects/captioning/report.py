@@ -8,7 +8,7 @@ import html
 import pandas as pd
 
 from shared.images import FolderImageStore
-from shared.tracking import get_mlflow
+from shared.tracking import get_mlflow, is_rank_zero
 
 
 def caption_page(
@@ -34,7 +34,17 @@ def caption_page(
 
 def log_test_captions(frame: pd.DataFrame, store: FolderImageStore, gen: dict[str, list[str]]):
     """`captions.html` and `test_captions.csv` (every test image's greedy and beam caption)."""
+    if not is_rank_zero():  # DDP workers have no run
+        return
     mlflow = get_mlflow()
     mlflow.log_text(caption_page(frame, store, gen), "captions.html")
     table = pd.DataFrame({"path": frame["path"], **gen})
     mlflow.log_text(table.to_csv(index=False), "test_captions.csv")
+
+
+def log_preprocessing(preprocessing: dict) -> None:
+    """`preprocessing.json`: the size, interpolation, mean and std training used (the config
+    may say null = the encoder's own; this is what that resolved to)."""
+    if not is_rank_zero():
+        return
+    get_mlflow().log_dict(preprocessing, "preprocessing.json")

@@ -1,4 +1,4 @@
-"""Train the captioner, decode val/test with greedy and beam search, score, log and register.
+"""Train the captioner (epoch chosen on val), decode val/test greedy and beam, score, publish.
 
 python -m projects.captioning.train experiment=smoke|full [data.dir=PATH] [key=value ...]
 """
@@ -14,21 +14,24 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from projects.captioning.config import CaptioningConfig
-from projects.captioning.data import CaptionDataModule, read_karpathy
+from projects.captioning.data import (
+    CaptionDataModule,
+    load_captions,
+    most_common_caption,
+    resolve_preprocessing,
+)
 from projects.captioning.decoder import DecoderConfig
-from projects.captioning.model import Captioner, caption_loader
-from projects.captioning.module import CaptionModule
+from projects.captioning.model import Captioner
+from projects.captioning.module import CaptionModule, evaluate, fit
 from projects.captioning.pyfunc import CaptionModel, build_bundle
-from projects.captioning.report import log_test_captions
+from projects.captioning.report import log_preprocessing, log_test_captions
 from projects.captioning.synthetic import ensure_dataset
 from projects.captioning.tokenizer import build_tokenizer
 from shared import tracking
 from shared.cli import hydra_entry
 from shared.config import to_dict, validate
 from shared.device import select_device
-from shared.lightning import build_trainer
 from shared.logging import get_logger
-from shared.metrics import caption_scores
 from shared.seed import seed_everything
 
 log = get_logger(__name__)
@@ -39,9 +42,14 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
     seed_everything(cfg.seed, deterministic=False)
     if cfg.data.generate:
         ensure_dataset(cfg.data.dir, **dict(cfg.data.synthetic or {}))
-    frame = read_karpathy(cfg.data.annotations, cfg.data.image_dir, cfg.data.merge_restval)
+    frame, store = load_captions(cfg.data)  # every image decoded once, before any training
     train_caps = [c for caps in frame.loc[frame["split"] == "train", "tokens"] for c in caps]
     tok = build_tokenizer(cfg.tokenizer, train_caps)
+    decoder_cfg = replace(DecoderConfig(**to_dict(cfg.decoder)), vocab_size=tok.vocab_size)
+    model = Captioner(cfg.encoder.name, cfg.encoder.pretrained, decoder_cfg)
+    pre = resolve_preprocessing(model.encoder.data_config(), cfg.data)
+    model.encoder.check_input_size(pre["image_size"])
+    log.info("preprocessing (encoder %s): %s", cfg.encoder.name, pre)
 
     with tracking.start_run(
         cfg.tracking.experiment,
@@ -50,49 +58,44 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
         data_paths=[cfg.data.annotations],
         tags=cfg.tracking.tags,
     ) as run:
-        dm = CaptionDataModule(frame, tok, cfg.data, cfg.decoding.eval_batch_size)
+        dm = CaptionDataModule(frame, tok, cfg.data, pre, cfg.decoding.eval_batch_size)
         if dm.truncated:
             log.warning(
                 "%d captions longer than max_len=%d were cut", dm.truncated, cfg.data.max_len
             )
+        log_preprocessing(pre)
         tracking.log_metrics(
             {
                 "captions_truncated": dm.truncated,
+                "n_corrupt_skipped": frame.attrs["n_corrupt_skipped"],
                 "vocab_size": tok.vocab_size,
                 **{f"n_images_{s}": len(df) for s, df in dm.splits.items()},
             }
         )
-        decoder_cfg = replace(DecoderConfig(**to_dict(cfg.decoder)), vocab_size=tok.vocab_size)
-        model = Captioner(cfg.encoder.name, cfg.encoder.pretrained, decoder_cfg)
         module = CaptionModule(
             model, to_dict(cfg.optim), cfg.label_smoothing, cfg.encoder.freeze_epochs
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            trainer, _ = build_trainer(cfg.trainer, default_root_dir=tmp)
-            trainer.fit(module, datamodule=dm)
-
+        chosen = fit(module, dm, tok, cfg)  # the epoch with the best val greedy CIDEr-D
         device = select_device(cfg.trainer.accelerator).torch_device
-        metrics: dict[str, float] = {}
-        generated = {}
-        for s in ("val", "test"):
-            generated[s] = caption_loader(model, dm.loader(s), tok, cfg.decoding, device)
-            refs = dict(enumerate(dm.splits[s]["raw"]))
-            for how, caps in generated[s].items():
-                scores = caption_scores(refs, dict(enumerate(caps)))
-                suffix = "" if how == "beam" else "_greedy"
-                metrics.update({f"{s}_{k}{suffix}": v for k, v in scores.items()})
+        baseline = most_common_caption(frame)
+        metrics, generated = evaluate(model, dm, tok, cfg.decoding, device, baseline)
+        metrics.update(chosen)
         tracking.log_metrics(metrics)
-        log_test_captions(dm.splits["test"], dm.store, generated["test"])
+        log_test_captions(dm.splits["test"], store, generated["test"])
         log.info(
-            "test BLEU-4 %.3f CIDEr-D %.3f (beam); greedy BLEU-4 %.3f CIDEr-D %.3f",
+            "epoch %d chosen on val; val CIDEr-D %.3f, test BLEU-4 %.3f CIDEr-D %.3f (beam); "
+            "greedy test BLEU-4 %.3f CIDEr-D %.3f; most common caption: test CIDEr-D %.3f",
+            chosen["best_epoch"],
+            metrics["val_cider_d"],
             metrics["test_bleu_4"],
             metrics["test_cider_d"],
             metrics["test_bleu_4_greedy"],
             metrics["test_cider_d_greedy"],
+            metrics["test_cider_d_baseline"],
         )
-        image = dm.store.read_bytes(dm.splits["test"]["path"].iloc[0])
+        image = store.read_bytes(dm.splits["test"]["path"].iloc[0])
         with tempfile.TemporaryDirectory() as tmp:
-            bundle = build_bundle(Path(tmp) / "bundle", model.cpu(), tok, cfg, decoder_cfg)
+            bundle = build_bundle(Path(tmp) / "bundle", model.cpu(), tok, cfg, decoder_cfg, pre)
             tracking.publish(
                 run,
                 cfg.tracking,

@@ -1,0 +1,87 @@
+"""Training specifics: a frozen backbone keeps its BatchNorm statistics, and the checkpoint
+kept is the epoch with the best validation score, not the last."""
+
+from dataclasses import replace
+
+import mlflow
+import pytest
+import torch
+
+from projects.captioning import module as module_mod
+from projects.captioning.data import CaptionDataModule, load_captions, resolve_preprocessing
+from projects.captioning.decoder import DecoderConfig
+from projects.captioning.model import Captioner
+from projects.captioning.module import CaptionModule, fit
+from projects.captioning.synthetic import ensure_dataset
+from projects.captioning.tokenizer import train_bpe
+
+TINY_DECODER = DecoderConfig(
+    vocab_size=300,
+    n_positions=32,
+    n_embd=16,
+    n_layer=1,
+    n_head=2,
+    dropout=0.0,
+    cross_attention=True,
+    layer_norm_eps=1e-5,
+    init=None,
+)
+OPTIM = {"lr": 1e-3, "weight_decay": 0.01, "warmup_fraction": 0.0, "min_lr_factor": 0.1}
+
+
+def _bn_means(backbone: torch.nn.Module) -> list[torch.Tensor]:
+    return [m.running_mean.clone() for m in backbone.modules() if hasattr(m, "running_mean")]
+
+
+def _step(module: CaptionModule) -> None:
+    images = torch.rand(2, 3, 32, 32)
+    seq = torch.tensor([[1, 5, 6, 2, 0], [1, 7, 2, 0, 0]])
+    module.training_step((images, seq, torch.tensor([4, 3])), 0)
+
+
+def test_frozen_backbone_keeps_its_batchnorm_statistics():
+    torch.manual_seed(0)
+    module = CaptionModule(Captioner("test_resnet", False, TINY_DECODER), OPTIM, 0.0, 1)
+    module.log = lambda *a, **k: None  # no trainer here
+    backbone = module.model.encoder.backbone
+    before = _bn_means(backbone)
+    module.on_train_epoch_start()  # epoch 0 < freeze_epochs: frozen
+    module.train()  # as Lightning does after each validation
+    assert not backbone.training and module.model.decoder.training
+    assert not any(p.requires_grad for p in backbone.parameters())
+    _step(module)
+    assert all(torch.equal(a, b) for a, b in zip(before, _bn_means(backbone)))
+    module.set_backbone_frozen(False)  # what epoch >= freeze_epochs does
+    _step(module)
+    assert backbone.training
+    assert not all(torch.equal(a, b) for a, b in zip(before, _bn_means(backbone)))
+
+
+@pytest.fixture(scope="module")
+def tiny_setup(tiny):
+    cfg = tiny("captioning", "trainer.max_epochs=3")
+    ensure_dataset(cfg.data.dir, **dict(cfg.data.synthetic))
+    frame, _ = load_captions(cfg.data)
+    tok = train_bpe([c for caps in frame["tokens"] for c in caps], 300)
+    model = Captioner("test_vit", False, replace(TINY_DECODER, vocab_size=tok.vocab_size))
+    pre = resolve_preprocessing(model.encoder.data_config(), cfg.data)
+    dm = CaptionDataModule(frame, tok, cfg.data, pre, cfg.decoding.eval_batch_size)
+    return cfg, tok, model, dm
+
+
+def test_fit_restores_the_epoch_with_the_best_val_score(tiny_setup, monkeypatch):
+    cfg, tok, model, dm = tiny_setup
+    scripted, states = iter([0.1, 0.9, 0.2]), []
+
+    def fake_scores(refs, caps):  # scripted val CIDEr-D; remembers the weights it scored
+        states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return {"cider_d": next(scripted)}
+
+    monkeypatch.setattr(module_mod, "caption_scores", fake_scores)
+    module = CaptionModule(model, OPTIM, 0.0, 0)
+    with mlflow.start_run():
+        chosen = fit(module, dm, tok, cfg)
+    assert chosen["best_epoch"] == 1 and chosen["best_epoch_val_cider_d"] == pytest.approx(0.9)
+    restored = model.state_dict()
+    assert all(torch.equal(restored[k], states[1][k]) for k in restored)
+    assert not all(torch.equal(restored[k], states[2][k]) for k in restored)  # not the last
