@@ -141,17 +141,32 @@ class WeightedClassSampler(Sampler[int]):
         return iter(torch.multinomial(self.weights, self.n, True, generator=gen).tolist())
 
 
+SAMPLING_MODES = ("subsample", "weighted", "none")
+SELECTIONS = ("inner", "fixed")
+
+
+def check_options(sampling_mode: str, selection: str, inner_fraction: float) -> None:
+    """Fail at start-up, naming the key, on a value the loaders would reject mid-run."""
+    if sampling_mode not in SAMPLING_MODES:
+        raise ConfigError(
+            f"config key 'loader.sampling.mode': one of {SAMPLING_MODES}, got {sampling_mode!r}"
+        )
+    if selection not in SELECTIONS:
+        raise ConfigError(f"config key 'cv.selection': one of {SELECTIONS}, got {selection!r}")
+    if selection == "inner" and not 0.0 < inner_fraction < 1.0:
+        raise ConfigError(
+            f"config key 'cv.inner_fraction': must be in (0, 1), got {inner_fraction}"
+        )
+
+
 def make_sampler(targets: np.ndarray, sampling: Any, seed: int) -> Sampler[int] | None:
     """`subsample` (per-epoch negatives), `weighted` (class-weighted draws) or `none`."""
     if sampling.mode == "none":
         return None
     if sampling.mode == "subsample":
         return NegativeSubsampler(targets, sampling.neg_per_pos, seed)
-    if sampling.mode == "weighted":
-        return WeightedClassSampler(targets, sampling.neg_per_pos, seed)
-    raise ConfigError(
-        f"config key 'loader.sampling.mode': subsample, weighted or none, got {sampling.mode!r}"
-    )
+    check_options(sampling.mode, "fixed", 0.0)
+    return WeightedClassSampler(targets, sampling.neg_per_pos, seed)
 
 
 def inner_split(frame: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
@@ -161,8 +176,6 @@ def inner_split(frame: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
     positive lesion, so the split sees positives whenever the training folds have them. It is
     drawn from the training folds only: the scored fold never chooses an epoch.
     """
-    if not 0.0 < fraction < 1.0:
-        raise ConfigError(f"config key 'cv.inner_fraction': must be in (0, 1), got {fraction}")
     has_pos = frame.groupby(isic.PATIENT)[isic.TARGET].max()
     rng = np.random.default_rng(seed)
     chosen: list[str] = []
@@ -219,9 +232,6 @@ def load_lesions(data_cfg: Any, loader_cfg: Any) -> tuple[pd.DataFrame, HDF5Imag
     return df, store
 
 
-SELECTIONS = ("inner", "fixed")
-
-
 class LesionDataModule(L.LightningDataModule):
     """The loaders of one fold k: training, and for validation `val_names` in order.
 
@@ -241,8 +251,7 @@ class LesionDataModule(L.LightningDataModule):
         inner_fraction: float = 0.2,
     ) -> None:
         super().__init__()
-        if selection not in SELECTIONS:
-            raise ConfigError(f"config key 'cv.selection': one of {SELECTIONS}, got {selection!r}")
+        check_options("none", selection, inner_fraction)  # train.run checks at start-up too
         self.cfg, self.store, self.seed = cfg, store, seed
         pool = frame[frame[FOLD_COLUMN] != fold].reset_index(drop=True)
         self.heldout_df = frame[frame[FOLD_COLUMN] == fold].reset_index(drop=True)

@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from projects.image_classifier.config import ImageClassifierConfig
-from projects.image_classifier.data import load_lesions
+from projects.image_classifier.data import check_options, load_lesions
 from projects.image_classifier.model import oof_summary
 from projects.image_classifier.module import fit_folds
 from projects.image_classifier.pyfunc import LesionScorer, build_bundle, input_example
@@ -35,6 +35,7 @@ log = get_logger(__name__)
 def run(raw_cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[str, float]:
     """Train every fold, write the OOF file, log and register; returns the summary metrics."""
     cfg: ImageClassifierConfig = validate(raw_cfg, ImageClassifierConfig)
+    check_options(cfg.loader.sampling.mode, cfg.cv.selection, cfg.cv.inner_fraction)
     torch.set_float32_matmul_precision("high")
     run_dir = resolve_run_dir(cfg.run_dir, cfg.paths.output_dir, "image_classifier")
     scan_root = None if cfg.run_dir else Path(cfg.paths.output_dir) / "image_classifier"

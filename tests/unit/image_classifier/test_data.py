@@ -11,11 +11,11 @@ from torch.utils.data import DataLoader
 
 from projects.image_classifier.config import AugmentConfig, SamplingConfig
 from projects.image_classifier.data import (
-    LesionDataModule,
     LesionDataset,
     NegativeSubsampler,
     build_transforms,
     check_images,
+    check_options,
     inner_split,
     make_sampler,
 )
@@ -131,10 +131,18 @@ def test_hdf5_store_opened_before_fork_is_reopened_in_each_worker(tmp_path, monk
     assert str(os.getpid()) in pids and len(pids) == 3  # the parent and both workers
 
 
-def test_selection_mode_typo_fails_naming_the_key():
-    frame = pd.DataFrame({"isic_id": ["a"], "patient_id": ["p"], "target": [0], "fold": [0]})
-    with pytest.raises(ConfigError, match="cv.selection"):
-        LesionDataModule(frame, 0, None, None, 0, selection="inne")
+@pytest.mark.parametrize(
+    "options, key",
+    [
+        (("weigthed", "inner", 0.2), "loader.sampling.mode"),
+        (("weighted", "inne", 0.2), "cv.selection"),
+        (("weighted", "inner", 1.0), "cv.inner_fraction"),
+    ],
+)
+def test_a_bad_sampling_or_selection_value_fails_naming_the_key(options, key):
+    check_options("subsample", "fixed", 5.0)  # the fraction only matters to inner
+    with pytest.raises(ConfigError, match=key):
+        check_options(*options)
 
 
 def test_ids_missing_from_the_hdf5_fail_before_training(tmp_path):
