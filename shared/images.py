@@ -7,6 +7,7 @@ names the image id in every error, so a corrupt record among 400k is findable.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -42,7 +43,8 @@ def decode_image(data: bytes, image_id: str, max_pixels: int = DEFAULT_MAX_PIXEL
 class HDF5ImageStore:
     """JPEG bytes keyed by id in one HDF5 file (`file[id][()]` -> bytes), as ISIC 2024 ships.
 
-    The file is opened lazily per process, so a store can be handed to DataLoader workers.
+    The file is opened lazily in each process: a handle opened before DataLoader workers
+    fork is never used by them (HDF5 handles are not fork-safe), each worker opens its own.
     """
 
     def __init__(self, path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
@@ -51,16 +53,18 @@ class HDF5ImageStore:
             raise DataNotFoundError(f"HDF5 image file not found: {self.path}")
         self.max_pixels = max_pixels
         self._file = None
+        self._pid: int | None = None  # the process that opened `_file`
 
     def _h5(self):
-        if self._file is None:
+        if self._file is None or self._pid != os.getpid():
             import h5py
 
-            self._file = h5py.File(self.path, "r")
+            # A handle inherited through fork is the parent's: this process opens its own.
+            self._file, self._pid = h5py.File(self.path, "r"), os.getpid()
         return self._file
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_file": None}
+        return {**self.__dict__, "_file": None, "_pid": None}
 
     def keys(self) -> set[str]:
         return set(self._h5().keys())

@@ -8,10 +8,12 @@ only (MLflowLogger has open problems with SQLite stores; this is small and predi
 from __future__ import annotations
 
 import os
+import random
 import time
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
@@ -54,6 +56,35 @@ class MLflowMetrics(Callback):
             metrics[f"{self.prefix}train_samples_per_s"] = self._seen / elapsed
         tracking.log_metrics(metrics, step=trainer.current_epoch)
         sweep_report(metrics, trainer.current_epoch)  # a sweep's pruner (no-op outside one)
+
+
+class RestoreRNG(Callback):
+    """Save python, numpy and torch (CPU and CUDA) RNG states in every checkpoint and restore
+    them on resume, so a resumed fit draws the augmentations, dropout masks and loader seeds
+    an uninterrupted one would: on CPU the two give equal metrics.
+
+    Lightning keeps the loop's epoch in the checkpoint and hands it to the samplers'
+    `set_epoch`; the global generators are what it does not keep.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        name, keys, pos, has_gauss, gauss = np.random.get_state()
+        state = {  # plain types: checkpoints load with torch.load(weights_only=True)
+            "python": random.getstate(),
+            "numpy": [name, keys.tolist(), pos, has_gauss, gauss],
+            "torch": torch.get_rng_state(),
+        }
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        random.setstate(state_dict["python"])
+        name, keys, pos, has_gauss, gauss = state_dict["numpy"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+        torch.set_rng_state(state_dict["torch"])
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
 
 
 def build_trainer(

@@ -13,7 +13,9 @@ import hashlib
 import json
 import os
 import platform
+import signal
 import subprocess
+import threading
 import traceback
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -250,6 +252,46 @@ def _device_name() -> str:
     return f"cpu:{os.cpu_count()} cores"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that the run ends KILLED (a scheduler's stop is no crash)."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated(signal.Signals(signum).name)
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While inside, SIGTERM raises Terminated in the main thread (other handlers are kept)."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def interruption(exc: BaseException) -> BaseException | None:
+    """The Ctrl-C or SIGTERM behind `exc`, if it is one.
+
+    Lightning turns a KeyboardInterrupt during `fit` into `SystemExit(1)` (raised while
+    handling it) and a SIGTERM into `SIGTERMException`, a SystemExit: both are interruptions.
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        return exc
+    if isinstance(exc, SystemExit):
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            return exc.__context__
+        if type(exc).__name__ == "SIGTERMException":
+            return Terminated("SIGTERM")
+    return None
+
+
 @contextmanager
 def start_run(
     experiment: str,
@@ -266,7 +308,9 @@ def start_run(
 
     A top-level run gets the config, git and data tags; a nested run (a fold) only its own
     tags and params. An exception marks the run FAILED with the error text (tag `error` and
-    artifact `error.txt`) and is re-raised; a Ctrl-C marks it KILLED.
+    artifact `error.txt`) and is re-raised; Ctrl-C or SIGTERM (also as Lightning re-raises
+    them, a SystemExit) marks it KILLED. A resumed run drops the `error` tag of the attempt
+    it continues: the tag describes the run's end, and it has not ended.
     """
     if not is_rank_zero():  # DDP workers train; rank 0 alone talks to MLflow
         yield None
@@ -283,48 +327,60 @@ def start_run(
         parent_run_id=parent_run_id,
     )
     try:
-        if run_id is None:
-            all_tags = dict(tags or {})
-            if not nested:
-                sha, dirty = git_state()
-                all_tags.update(
-                    git_sha=sha,
-                    git_dirty=str(dirty).lower(),
-                    host=platform.node(),
-                    device=_device_name(),
-                    **_package_versions(),
-                )
-                paths = list(data_paths)
-                if paths:
-                    all_tags["data_fingerprint"] = data_fingerprint(paths)
-                    # what `shared.reproduce` re-fingerprints, and where relative config paths
-                    # were resolved from
-                    all_tags["data_paths"] = json.dumps([str(Path(p).resolve()) for p in paths])
-                    all_tags["cwd"] = os.getcwd()
-            mlflow.set_tags(all_tags)
-            container = _config_to_container(config)
-            if container:
-                params = flatten(container)
-                items = list(params.items())
-                for i in range(0, len(items), 100):
-                    mlflow.log_params(dict(items[i : i + 100]))
-                if not nested:
-                    mlflow.log_dict(container, "config.yaml")
-        yield run
-    except KeyboardInterrupt:
-        mlflow.set_tag("error", "KeyboardInterrupt")
-        mlflow.end_run(status="KILLED")
-        raise
+        with _sigterm_raises():
+            if run_id is None:
+                _log_run_start(mlflow, config, data_paths, tags, nested)
+            elif "error" in run.data.tags:
+                mlflow.delete_tag("error")
+            yield run
     except BaseException as exc:
-        text = "".join(traceback.format_exception(exc))
+        stop = interruption(exc)
         try:
-            mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
-            mlflow.log_text(text, "error.txt")
+            if stop is not None:
+                mlflow.set_tag("error", f"{type(stop).__name__}: {stop}".rstrip(": "))
+            else:
+                mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
+                mlflow.log_text("".join(traceback.format_exception(exc)), "error.txt")
         finally:
-            mlflow.end_run(status="FAILED")
+            mlflow.end_run(status="KILLED" if stop is not None else "FAILED")
         raise
     else:
         mlflow.end_run(status="FINISHED")
+
+
+def _log_run_start(
+    mlflow: Any,
+    config: Any,
+    data_paths: Iterable[str | Path],
+    tags: Mapping[str, str] | None,
+    nested: bool,
+) -> None:
+    """Tags (git, host, device, versions, data fingerprint for a top-level run) and config."""
+    all_tags = dict(tags or {})
+    if not nested:
+        sha, dirty = git_state()
+        all_tags.update(
+            git_sha=sha,
+            git_dirty=str(dirty).lower(),
+            host=platform.node(),
+            device=_device_name(),
+            **_package_versions(),
+        )
+        paths = list(data_paths)
+        if paths:
+            all_tags["data_fingerprint"] = data_fingerprint(paths)
+            # what `shared.reproduce` re-fingerprints, and where relative config paths were
+            # resolved from
+            all_tags["data_paths"] = json.dumps([str(Path(p).resolve()) for p in paths])
+            all_tags["cwd"] = os.getcwd()
+    mlflow.set_tags(all_tags)
+    container = _config_to_container(config)
+    if container:
+        items = list(flatten(container).items())
+        for i in range(0, len(items), 100):
+            mlflow.log_params(dict(items[i : i + 100]))
+        if not nested:
+            mlflow.log_dict(container, "config.yaml")
 
 
 def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:

@@ -52,6 +52,8 @@ class ModelConfig:
 @dataclass
 class CVConfig:
     folds: list[int] | None
+    selection: str  # inner | fixed: how a fold's epoch is chosen (never on the scored fold)
+    inner_fraction: float
     tta: bool
     min_tpr: float
 
@@ -61,6 +63,7 @@ class ImageClassifierConfig:
     seed: int
     run_dir: str | None
     resume: bool
+    partial: bool
     oof_file: str
     early_stopping_patience: int
     paths: PathsConfig

@@ -9,9 +9,10 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
 
+from shared.config import ConfigError
 from shared.datasets import isic2024 as isic
 from shared.errors import DataNotFoundError
 from shared.folds import FOLD_COLUMN
@@ -88,7 +89,11 @@ class LesionDataset(Dataset):
 
 
 class NegativeSubsampler(Sampler[int]):
-    """Every positive plus a fresh random `neg_per_pos` negatives per positive each epoch."""
+    """Every positive plus a fresh random `neg_per_pos` negatives per positive each epoch.
+
+    The draw depends only on (seed, epoch): Lightning calls `set_epoch` with the loop's epoch,
+    which it restores from a checkpoint, so a resumed fold draws the negatives it would have.
+    """
 
     def __init__(self, targets: np.ndarray, neg_per_pos: float, seed: int) -> None:
         self.pos = np.flatnonzero(targets == 1)
@@ -96,31 +101,90 @@ class NegativeSubsampler(Sampler[int]):
         self.n_neg = min(len(self.neg), int(round(neg_per_pos * max(1, len(self.pos)))))
         self.seed, self.epoch = seed, 0
 
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
     def __len__(self) -> int:
         return len(self.pos) + self.n_neg
 
     def __iter__(self) -> Iterator[int]:
-        rng = np.random.default_rng(self.seed + self.epoch)
-        self.epoch += 1
+        rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(self.epoch,)))
+        self.epoch += 1  # without set_epoch (plain loops), the next pass still redraws
         idx = np.concatenate([self.pos, rng.choice(self.neg, self.n_neg, replace=False)])
         return iter(rng.permutation(idx).tolist())
 
 
+class WeightedClassSampler(Sampler[int]):
+    """Draws with replacement so that positives : negatives = 1 : `neg_per_pos` on average.
+
+    Each positive has weight 1 / n_pos and each negative neg_per_pos / n_neg: the classes'
+    total weights are then in the ratio 1 : neg_per_pos, as with `subsample`. Seeded by
+    (seed, epoch) like NegativeSubsampler, so resume replays nothing.
+    """
+
+    def __init__(self, targets: np.ndarray, neg_per_pos: float, seed: int) -> None:
+        n_pos = max(1, int((targets == 1).sum()))
+        n_neg = max(1, int((targets == 0).sum()))
+        self.weights = torch.as_tensor(np.where(targets == 1, 1.0 / n_pos, neg_per_pos / n_neg))
+        self.n = int(round(n_pos * (1 + neg_per_pos)))
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        self.epoch += 1
+        return iter(torch.multinomial(self.weights, self.n, True, generator=gen).tolist())
+
+
+SAMPLING_MODES = ("subsample", "weighted", "none")
+SELECTIONS = ("inner", "fixed")
+
+
+def check_options(sampling_mode: str, selection: str, inner_fraction: float) -> None:
+    """Fail at start-up, naming the key, on a value the loaders would reject mid-run."""
+    if sampling_mode not in SAMPLING_MODES:
+        raise ConfigError(
+            f"config key 'loader.sampling.mode': one of {SAMPLING_MODES}, got {sampling_mode!r}"
+        )
+    if selection not in SELECTIONS:
+        raise ConfigError(f"config key 'cv.selection': one of {SELECTIONS}, got {selection!r}")
+    if selection == "inner" and not 0.0 < inner_fraction < 1.0:
+        raise ConfigError(
+            f"config key 'cv.inner_fraction': must be in (0, 1), got {inner_fraction}"
+        )
+
+
 def make_sampler(targets: np.ndarray, sampling: Any, seed: int) -> Sampler[int] | None:
-    """`subsample` (per-epoch negatives), `weighted` (WeightedRandomSampler) or `none`."""
+    """`subsample` (per-epoch negatives), `weighted` (class-weighted draws) or `none`."""
     if sampling.mode == "none":
         return None
     if sampling.mode == "subsample":
         return NegativeSubsampler(targets, sampling.neg_per_pos, seed)
-    if sampling.mode == "weighted":
-        n_pos = max(1, int(targets.sum()))
-        weights = np.where(targets == 1, sampling.neg_per_pos / n_pos, 1.0 / (len(targets) - n_pos))
-        n = int(n_pos * (1 + sampling.neg_per_pos))
-        gen = torch.Generator().manual_seed(seed)
-        return WeightedRandomSampler(torch.as_tensor(weights), n, replacement=True, generator=gen)
-    raise ValueError(
-        f"data.sampling.mode must be subsample, weighted or none, got {sampling.mode!r}"
-    )
+    check_options(sampling.mode, "fixed", 0.0)
+    return WeightedClassSampler(targets, sampling.neg_per_pos, seed)
+
+
+def inner_split(frame: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
+    """Mask of the rows whose patients form the inner validation split of `frame`.
+
+    Grouped by patient (no patient on both sides) and stratified by whether a patient has a
+    positive lesion, so the split sees positives whenever the training folds have them. It is
+    drawn from the training folds only: the scored fold never chooses an epoch.
+    """
+    has_pos = frame.groupby(isic.PATIENT)[isic.TARGET].max()
+    rng = np.random.default_rng(seed)
+    chosen: list[str] = []
+    for label in (1, 0):
+        patients = np.sort(has_pos.index[has_pos == label].to_numpy().astype(str))
+        n = int(round(fraction * len(patients)))
+        if len(patients) > 1:
+            chosen += rng.permutation(patients)[: max(1, n)].tolist()
+    return frame[isic.PATIENT].astype(str).isin(chosen).to_numpy()
 
 
 def check_images(frame: pd.DataFrame, store: HDF5ImageStore, on_corrupt: str) -> pd.DataFrame:
@@ -169,15 +233,35 @@ def load_lesions(data_cfg: Any, loader_cfg: Any) -> tuple[pd.DataFrame, HDF5Imag
 
 
 class LesionDataModule(L.LightningDataModule):
-    """Train/val loaders of one fold."""
+    """The loaders of one fold k: training, and for validation `val_names` in order.
+
+    `selection=inner`: the training folds' patients are split into a training part and an inner
+    validation part (`val`, which chooses the epoch); `fixed`: every training-fold row trains.
+    Fold k (`heldout`) is evaluated after each epoch for the learning curves, never to choose.
+    """
 
     def __init__(
-        self, frame: pd.DataFrame, fold: int, store: HDF5ImageStore, cfg: Any, seed: int
+        self,
+        frame: pd.DataFrame,
+        fold: int,
+        store: HDF5ImageStore,
+        cfg: Any,
+        seed: int,
+        selection: str = "fixed",
+        inner_fraction: float = 0.2,
     ) -> None:
         super().__init__()
+        check_options("none", selection, inner_fraction)  # train.run checks at start-up too
         self.cfg, self.store, self.seed = cfg, store, seed
-        self.train_df = frame[frame[FOLD_COLUMN] != fold].reset_index(drop=True)
-        self.val_df = frame[frame[FOLD_COLUMN] == fold].reset_index(drop=True)
+        pool = frame[frame[FOLD_COLUMN] != fold].reset_index(drop=True)
+        self.heldout_df = frame[frame[FOLD_COLUMN] == fold].reset_index(drop=True)
+        if selection == "inner":
+            inner = inner_split(pool, inner_fraction, seed)
+            self.train_df = pool[~inner].reset_index(drop=True)
+            self.select_df: pd.DataFrame | None = pool[inner].reset_index(drop=True)
+        else:
+            self.train_df, self.select_df = pool, None
+        self.val_names = ["heldout"] if self.select_df is None else ["val", "heldout"]
 
     def _dataset(self, df: pd.DataFrame, train: bool) -> LesionDataset:
         t = build_transforms(self.cfg.augment, self.cfg.image_size, train)
@@ -209,5 +293,10 @@ class LesionDataModule(L.LightningDataModule):
             drop_last=len(targets) > self.cfg.batch_size,
         )
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset(self.val_df, False), shuffle=False)
+    def heldout_dataset(self) -> LesionDataset:
+        """Fold k with the evaluation transform: what the OOF scores are predicted on."""
+        return self._dataset(self.heldout_df, False)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        frames = [self.heldout_df] if self.select_df is None else [self.select_df, self.heldout_df]
+        return [self._loader(self._dataset(df, False), shuffle=False) for df in frames]

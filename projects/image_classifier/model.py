@@ -71,13 +71,14 @@ def predict_scores(
 def oof_summary(
     oof: pd.DataFrame, fold_aucs: list[float], min_tpr: float, oracle: pd.DataFrame | None
 ) -> dict[str, float]:
-    """Pooled OOF ROC-AUC and pAUC, the folds' mean ± std, and the oracle's (smoke data)."""
+    """Pooled OOF ROC-AUC and pAUC, the folds' ROC-AUC mean ± std (each fold scored by the
+    checkpoint chosen without it), and the oracle's (smoke data)."""
     y, s = oof[isic.TARGET].to_numpy(), oof["score"].to_numpy()
     summary = {
         "oof_roc_auc": roc_auc(y, s),
         "oof_pauc": pauc_above_tpr(y, s, min_tpr),
-        "fold_val_roc_auc_mean": float(np.mean(fold_aucs)),  # mean of each fold's best
-        "fold_val_roc_auc_std": float(np.std(fold_aucs)),
+        "fold_roc_auc_mean": float(np.mean(fold_aucs)),
+        "fold_roc_auc_std": float(np.std(fold_aucs)),
         "n_folds_done": float(len(fold_aucs)),
     }
     if oracle is not None:

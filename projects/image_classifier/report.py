@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
+import os  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
@@ -38,16 +39,31 @@ def image_grid(store: HDF5ImageStore, frame: pd.DataFrame, scores: np.ndarray, n
     return fig
 
 
-def log_oof(oof: pd.DataFrame, oof_file: str, min_tpr: float) -> None:
-    """Write `isic_id, fold, score` where tabular_gbm reads it; log it and the ROC curve."""
+def write_csv_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write `frame` to a temporary file beside `path`, then rename it over `path`.
+
+    A crash or Ctrl-C while writing leaves the previous file whole: readers (tabular_gbm, a
+    resumed run) see the old scores or the new ones, never half a file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def log_oof(oof: pd.DataFrame, oof_file: str | Path, min_tpr: float) -> None:
+    """Write `isic_id, fold, score` to `oof_file` (atomically); log it and the ROC curve."""
     from shared.folds import FOLD_COLUMN
     from shared.plots import roc_figure
     from shared.tracking import get_mlflow
 
     mlflow = get_mlflow()
-    path = Path(oof_file)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    oof[[isic.ID, FOLD_COLUMN, "score"]].to_csv(path, index=False)
+    path = write_csv_atomic(oof[[isic.ID, FOLD_COLUMN, "score"]], oof_file)
     mlflow.log_artifact(str(path), artifact_path="oof")
     mlflow.set_tag("oof_file", str(path.resolve()))
     y, s = oof[isic.TARGET].to_numpy(), oof["score"].to_numpy()

@@ -1,4 +1,5 @@
 import io
+import os
 
 import h5py
 import numpy as np
@@ -6,6 +7,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 from PIL import Image
+from torch.utils.data import DataLoader
 
 from projects.image_classifier.config import AugmentConfig, SamplingConfig
 from projects.image_classifier.data import (
@@ -13,9 +15,11 @@ from projects.image_classifier.data import (
     NegativeSubsampler,
     build_transforms,
     check_images,
+    check_options,
+    inner_split,
     make_sampler,
 )
-from shared.config import validate
+from shared.config import ConfigError, validate
 from shared.images import CorruptImageError, HDF5ImageStore
 from tests.conftest import REPO
 
@@ -33,9 +37,13 @@ def _store(tmp_path, ids, corrupt=()):
     return HDF5ImageStore(path)
 
 
+def _aug():
+    return validate(OmegaConf.load(LOADER_YAML).augment, AugmentConfig)
+
+
 def test_dataset_decodes_real_hdf5_jpeg_bytes(tmp_path):
     store = _store(tmp_path, ["ISIC_1", "ISIC_2"])
-    aug = validate(OmegaConf.load(LOADER_YAML).augment, AugmentConfig)
+    aug = _aug()
     for cache in (False, True):
         ds = LesionDataset(
             ["ISIC_1", "ISIC_2"],
@@ -57,13 +65,84 @@ def test_subsampler_keeps_every_positive_and_redraws_negatives():
     assert set(first) != set(second)
 
 
-def test_weighted_sampler_balances_classes():
-    targets = np.array([1] * 10 + [0] * 990)
-    sampler = make_sampler(
-        targets, OmegaConf.structured(SamplingConfig(mode="weighted", neg_per_pos=1)), 0
-    )
+def test_subsampler_draw_depends_on_the_epoch_it_is_given():
+    """A resumed fold gets `set_epoch(e)` from Lightning and must draw epoch e's negatives."""
+    targets = np.array([1] * 5 + [0] * 100)
+    uninterrupted = NegativeSubsampler(targets, neg_per_pos=3, seed=7)
+    epochs = [list(uninterrupted) for _ in range(3)]
+    resumed = NegativeSubsampler(targets, neg_per_pos=3, seed=7)
+    resumed.set_epoch(2)
+    assert list(resumed) == epochs[2]
+    assert epochs[1] != epochs[2]
+
+
+@pytest.mark.parametrize("mode", ["weighted", "subsample"])
+def test_sampler_draws_neg_per_pos_negatives_per_positive(mode):
+    targets = np.array([1] * 100 + [0] * 5000)
+    sampling = OmegaConf.structured(SamplingConfig(mode=mode, neg_per_pos=20))
+    sampler = make_sampler(targets, sampling, 0)
     drawn = targets[list(sampler)]
-    assert 0.3 < drawn.mean() < 0.7
+    assert len(drawn) == 100 * 21
+    assert abs(drawn.mean() - 1 / 21) < 0.01  # 4.8% positives, not 95%
+
+
+def test_weighted_sampler_redraws_each_epoch_and_replays_a_given_epoch():
+    targets = np.array([1] * 10 + [0] * 300)
+    sampling = OmegaConf.structured(SamplingConfig(mode="weighted", neg_per_pos=4))
+    a = make_sampler(targets, sampling, 3)
+    first, second = list(a), list(a)
+    b = make_sampler(targets, sampling, 3)
+    b.set_epoch(1)
+    assert first != second and list(b) == second
+
+
+def test_inner_split_is_grouped_by_patient_and_holds_positives():
+    rng = np.random.default_rng(0)
+    patients = np.repeat([f"IP_{i}" for i in range(50)], 10)
+    target = np.zeros(500, dtype=int)
+    target[rng.choice(np.flatnonzero(patients < "IP_2"), 8, replace=False)] = 1  # ~12 patients
+    frame = pd.DataFrame({"patient_id": patients, "target": target})
+    inner = inner_split(frame, 0.2, seed=1)
+    assert set(frame.patient_id[inner]).isdisjoint(frame.patient_id[~inner])
+    assert frame.patient_id[inner].nunique() == pytest.approx(10, abs=1)
+    assert frame.target[inner].sum() > 0 and frame.target[~inner].sum() > 0
+    assert (inner_split(frame, 0.2, seed=1) == inner).all()
+
+
+def test_hdf5_store_opened_before_fork_is_reopened_in_each_worker(tmp_path, monkeypatch):
+    """HDF5 handles are not fork-safe: a DataLoader worker must never read through the
+    parent's. Each open is recorded (by pid) in a file, which forked workers append to."""
+    ids = [f"ISIC_{i}" for i in range(8)]
+    store = _store(tmp_path, ids)
+    opens = tmp_path / "opens.txt"
+    real_file = h5py.File
+
+    def recording_file(*args, **kwargs):
+        with opens.open("a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real_file(*args, **kwargs)
+
+    monkeypatch.setattr(h5py, "File", recording_file)
+    assert store.missing(ids) == []  # the parent opens the file first, as load_lesions does
+    ds = LesionDataset(ids, np.zeros(8), store, build_transforms(_aug(), 16, train=False))
+    loader = DataLoader(ds, batch_size=2, num_workers=2, multiprocessing_context="fork")
+    assert sum(len(x) for x, _ in loader) == 8
+    pids = set(opens.read_text().split())
+    assert str(os.getpid()) in pids and len(pids) == 3  # the parent and both workers
+
+
+@pytest.mark.parametrize(
+    "options, key",
+    [
+        (("weigthed", "inner", 0.2), "loader.sampling.mode"),
+        (("weighted", "inne", 0.2), "cv.selection"),
+        (("weighted", "inner", 1.0), "cv.inner_fraction"),
+    ],
+)
+def test_a_bad_sampling_or_selection_value_fails_naming_the_key(options, key):
+    check_options("subsample", "fixed", 5.0)  # the fraction only matters to inner
+    with pytest.raises(ConfigError, match=key):
+        check_options(*options)
 
 
 def test_ids_missing_from_the_hdf5_fail_before_training(tmp_path):
