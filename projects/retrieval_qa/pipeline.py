@@ -14,7 +14,7 @@ import pandas as pd
 
 from projects.retrieval_qa import chunking
 from projects.retrieval_qa.chunking import build_passages
-from projects.retrieval_qa.data import question_query, read_corpus
+from projects.retrieval_qa.data import check_questions, question_query, read_corpus
 from projects.retrieval_qa.model import encode, ranked_letters, score_options
 from projects.retrieval_qa.retrieval import (
     DenseIndex,
@@ -103,6 +103,9 @@ class QAPipeline:
     max_length: int
 
     def answer(self, questions: pd.DataFrame) -> tuple[list[list[str]], list[list[int]]]:
+        """Ranked letters per question; a row with an empty or missing (NaN) prompt or option
+        is refused (BadQuestionError naming the row) rather than ranked."""
+        check_questions(questions, "input")
         ranking = self.retriever.rankings([question_query(r) for _, r in questions.iterrows()])
         hybrid = ranking["hybrid"]
         ctx = self.retriever.contexts(hybrid, self.context_passages)
