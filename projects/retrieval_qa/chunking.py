@@ -26,12 +26,20 @@ def sentence_windows(sentences: list[str], size: int, stride: int) -> list[str]:
     return [" ".join(sentences[s : s + size]) for s in starts]
 
 
+def passage_text(title: str, window: str, max_chars: int) -> str:
+    """`Title: window`, cut at max_chars: a mid-article window ("Its atomic weight is 87.62.")
+    still names its subject for the dense encoder, BM25 and the reader."""
+    return f"{title}: {window}"[:max_chars] if title else window[:max_chars]
+
+
 def build_passages(corpus: pd.DataFrame, size: int, stride: int, max_chars: int) -> pd.DataFrame:
-    """`title, text` articles -> `passage_id, title, text` passages (text cut at max_chars)."""
+    """`title, text` articles -> `passage_id, title, text` passages; `text` starts with the title
+    (the `title` column stays for reports and scoring)."""
     rows = []
     for title, text in zip(corpus["title"], corpus["text"]):
+        title = "" if pd.isna(title) else str(title).strip()
         for window in sentence_windows(split_sentences(str(text)), size, stride):
-            rows.append((str(title), window[:max_chars]))
+            rows.append((title, passage_text(title, window, max_chars)))
     passages = pd.DataFrame(rows, columns=["title", "text"])
     passages.insert(0, "passage_id", range(len(passages)))
     return passages

@@ -23,6 +23,7 @@ class DataConfig:
     corpus_dir: str
     train_file: str
     test_file: str
+    extra_train: list[str]
     val_fraction: float
     generate: bool
     synthetic: SyntheticConfig | None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -21,24 +22,40 @@ class BadQuestionError(InputError, ValueError):
     """A question row cannot be used; the message names the row."""
 
 
+def _blank(value: Any) -> bool:
+    return (
+        value is None or (not isinstance(value, str) and pd.isna(value)) or not str(value).strip()
+    )
+
+
+def check_questions(df: pd.DataFrame, source: str) -> None:
+    """Every row has a prompt and five non-empty options (not blank, not NaN/None), else a
+    BadQuestionError naming the first bad row: a missing option must not be ranked."""
+    fields = ["prompt", *LETTERS]
+    missing = [c for c in fields if c not in df.columns]
+    if missing:
+        raise BadQuestionError(
+            f"{source} lacks column(s) {missing}: every question needs a prompt and five "
+            "options A-E"
+        )
+    for i, values in enumerate(df[fields].itertuples(index=False)):
+        empty = [c for c, v in zip(fields, values) if _blank(v)]
+        if empty:
+            qid = f" (id {df['id'].iloc[i]})" if "id" in df.columns else ""
+            raise BadQuestionError(
+                f"{source} row {i}{qid}: empty {', '.join(empty)}; five options needed"
+            )
+
+
 def read_questions(path: str | Path, require_answer: bool) -> pd.DataFrame:
     """train.csv / test.csv: `id, prompt, A..E[, answer]`, checked row by row."""
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"question file not found: {path.resolve()}. {HOW_TO_GET}")
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in QUESTION_COLUMNS if c not in df.columns]
-    if missing:
-        raise BadQuestionError(
-            f"{path.name} lacks column(s) {missing}: every question needs five options A-E"
-        )
-    for i, row in df.iterrows():
-        empty = [c for c in ["prompt", *LETTERS] if not str(row[c]).strip()]
-        if empty:
-            raise BadQuestionError(
-                f"{path.name} row {i} (id {row['id']}): empty {', '.join(empty)}; "
-                "five options needed"
-            )
+    if "id" not in df.columns:
+        raise BadQuestionError(f"{path.name} lacks the 'id' column")
+    check_questions(df.reset_index(drop=True), path.name)
     if require_answer or "answer" in df.columns:
         if "answer" not in df.columns:
             raise BadQuestionError(f"{path.name} has no 'answer' column")
@@ -82,6 +99,25 @@ def split_train_val(
     """A seeded random `fraction` of the labelled questions held out for validation."""
     val = df.sample(frac=fraction, random_state=seed)
     return df.drop(val.index).reset_index(drop=True), val.reset_index(drop=True)
+
+
+def question_files(data: Any) -> list[Path]:
+    """The question files a run reads: train, test and every `data.extra_train` file."""
+    root = Path(data.dir)
+    return [root / data.train_file, root / data.test_file, *(root / f for f in data.extra_train)]
+
+
+def load_splits(data: Any, seed: int) -> dict[str, pd.DataFrame]:
+    """`train`/`val` (a seeded split of train.csv), `test`; the `data.extra_train` files (same
+    layout, paths relative to data.dir or absolute) join training only, so validation stays
+    the one held-out sample of train.csv."""
+    root = Path(data.dir)
+    labelled = read_questions(root / data.train_file, require_answer=True)
+    train, val = split_train_val(labelled, data.val_fraction, seed)
+    extra = [read_questions(root / f, require_answer=True) for f in data.extra_train]
+    cols = [*QUESTION_COLUMNS, "answer"]
+    train = pd.concat([train, *(e[cols] for e in extra)], ignore_index=True)
+    return {"train": train, "val": val, "test": read_questions(root / data.test_file, False)}
 
 
 GOLD_CSV = "smoke-gold.csv"

@@ -1,6 +1,6 @@
 """The multiple-choice reader: (retrieved context, question + option) pairs -> one score each.
 
-Truncation trims only the context, so the question and the option always reach the model.
+Truncation trims the context first, then the question, never the option (`fit_lengths`).
 """
 
 from __future__ import annotations
@@ -34,22 +34,56 @@ def load_reader(name: str, num_hidden_layers: int | None = None):
     return tokenizer, model
 
 
+def fit_lengths(n_context: int, n_question: int, n_option: int, budget: int) -> tuple[int, ...]:
+    """Token counts kept of (context, question, option) within `budget`: the context gives way
+    first, then the question; the option is cut only when it alone exceeds the budget."""
+    option = min(n_option, budget)
+    question = min(n_question, budget - option)
+    return min(n_context, budget - option - question), question, option
+
+
 def encode(tokenizer, questions: pd.DataFrame, contexts: list[str], max_length: int) -> dict:
-    """Tensors of shape (n_questions, 5, max_length) for the reader."""
-    first, second = [], []
-    for (_, q), ctx in zip(questions.iterrows(), contexts):
+    """Tensors of shape (n_questions, 5, max_length): `[CLS] context [SEP] question [SEP] option
+    [SEP]` in the tokenizer's own pair template, truncated by `fit_lengths` (never an error,
+    however long the question or option; an empty context is the no-context ablation)."""
+    from tokenizers import Encoding, Tokenizer
+
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())  # our own padding state
+    backend.no_padding()
+    backend.no_truncation()
+    budget = max_length - tokenizer.num_special_tokens_to_add(pair=True) - 1  # 1: inner [SEP]
+    if budget < 1:
+        raise ValueError(f"reader.max_length={max_length} leaves no room for the option")
+
+    def pieces(texts: list[str]) -> list[Encoding]:
+        return backend.encode_batch([str(t) for t in texts], add_special_tokens=False)
+
+    ctx = pieces([c or "" for c in contexts])
+    prompts = pieces(questions["prompt"].tolist())
+    options = {letter: pieces(questions[letter].tolist()) for letter in LETTERS}
+    sep = backend.encode(tokenizer.sep_token or "", add_special_tokens=False)
+    rows: dict[str, list[list[int]]] = {"input_ids": [], "token_type_ids": [], "attention_mask": []}
+    for i in range(len(questions)):
         for letter in LETTERS:
-            first.append(ctx if ctx else "")
-            second.append(f"{q['prompt']} {tokenizer.sep_token or ''} {q[letter]}")
-    enc = tokenizer(
-        first,
-        second,
-        truncation="only_first",
-        max_length=max_length,
-        padding="max_length",
-        return_tensors="pt",
-    )
-    return {k: v.view(len(questions), len(LETTERS), -1) for k, v in enc.items()}
+            c, q, o = (_copy(e) for e in (ctx[i], prompts[i], options[letter][i]))
+            n_c, n_q, n_o = fit_lengths(len(c.ids), len(q.ids), len(o.ids), budget)
+            for enc, n in ((c, n_c), (q, n_q), (o, n_o)):
+                enc.truncate(n)
+            second = Encoding.merge([q, sep, o], growing_offsets=True)
+            pair = backend.post_process(c, second, add_special_tokens=True)
+            pad = max_length - len(pair.ids)
+            rows["input_ids"].append(pair.ids + [tokenizer.pad_token_id] * pad)
+            rows["token_type_ids"].append(pair.type_ids + [tokenizer.pad_token_type_id] * pad)
+            rows["attention_mask"].append(pair.attention_mask + [0] * pad)
+    keys = [k for k in tokenizer.model_input_names if k in rows]
+    return {k: torch.tensor(rows[k]).view(len(questions), len(LETTERS), -1) for k in keys}
+
+
+def _copy(enc):
+    """Encodings truncate in place; each (question, option) pair needs its own copy."""
+    from tokenizers import Encoding
+
+    return Encoding.merge([enc], growing_offsets=True)
 
 
 def as_dataset(enc: dict, questions: pd.DataFrame) -> TensorDataset:
@@ -77,8 +111,22 @@ def score_options(model, enc: dict, batch_size: int = 16) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, len(LETTERS)))
 
 
-def map3(model, tokenizer, questions: pd.DataFrame, contexts: list[str], cfg: Any) -> float:
-    """MAP@3 of the reader on labelled questions, each read with its context ('' = none)."""
+def average_precisions(answers: list[str], ranked: list[list[str]], k: int = 3) -> np.ndarray:
+    """Per-question AP@k with one correct letter: 1/rank within the first k, else 0 (their mean
+    is `shared.metrics.map_at_k`)."""
+    return np.array(
+        [1.0 / (r[:k].index(a) + 1) if a in r[:k] else 0.0 for a, r in zip(answers, ranked)]
+    )
+
+
+def map3(
+    model, tokenizer, questions: pd.DataFrame, contexts: list[str], cfg: Any
+) -> tuple[float, float]:
+    """(MAP@3, its standard error over questions) of the reader on labelled questions, each
+    read with its context ('' = none); the error says how far a small split can be trusted."""
     enc = encode(tokenizer, questions, contexts, cfg.max_length)
-    logits = score_options(model, enc, cfg.eval_batch_size)
-    return map_at_k(questions["answer"].tolist(), ranked_letters(logits))
+    ranked = ranked_letters(score_options(model, enc, cfg.eval_batch_size))
+    answers = questions["answer"].tolist()
+    ap = average_precisions(answers, ranked)
+    se = float(ap.std(ddof=1) / np.sqrt(len(ap))) if len(ap) > 1 else float("nan")
+    return map_at_k(answers, ranked), se

@@ -60,9 +60,10 @@ def fit_reader(
     reader_cfg: Any,
     optim: dict[str, Any],
     trainer_cfg: Any,
-) -> Any:
-    """Fine-tune the reader on the train split's (context, question + option) pairs; the val
-    split's MAP@3 is logged each epoch. Returns the model in eval mode."""
+) -> tuple[Any, int]:
+    """Fine-tune the reader on the train split's (context, question + option) pairs and keep
+    the epoch with the best val MAP@3, not the last one. Returns (model in eval mode, that
+    epoch, counted from 0)."""
     enc = {
         s: encode(tokenizer, splits[s], contexts[s], reader_cfg.max_length)
         for s in ("train", "val")
@@ -74,6 +75,10 @@ def fit_reader(
     model.train()  # from_pretrained returns eval mode; Lightning keeps module modes
     module = ReaderModule(model, sorted(enc["train"]), optim)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer, _ = build_trainer(trainer_cfg, default_root_dir=tmp)
+        trainer, ckpt = build_trainer(
+            trainer_cfg, default_root_dir=tmp, monitor="val_map3", mode="max"
+        )
         trainer.fit(module, train, val)
-    return model.eval()
+        best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=False)
+    module.load_state_dict(best["state_dict"])
+    return model.eval(), int(best["epoch"])

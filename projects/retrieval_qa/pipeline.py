@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import time
 from dataclasses import dataclass
@@ -11,17 +12,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from projects.retrieval_qa import chunking
 from projects.retrieval_qa.chunking import build_passages
-from projects.retrieval_qa.data import question_query, read_corpus
+from projects.retrieval_qa.data import check_questions, question_query, read_corpus
 from projects.retrieval_qa.model import encode, ranked_letters, score_options
 from projects.retrieval_qa.retrieval import (
     DenseIndex,
     SparseIndex,
-    content_key,
+    cache_keys,
+    cached_stage,
     reciprocal_rank_fusion,
     stage_dir,
 )
 from shared.config import to_dict
+from shared.models import content_hash, model_fingerprint
 from shared.tracking import data_fingerprint
 
 
@@ -99,6 +103,9 @@ class QAPipeline:
     max_length: int
 
     def answer(self, questions: pd.DataFrame) -> tuple[list[list[str]], list[list[int]]]:
+        """Ranked letters per question; a row with an empty or missing (NaN) prompt or option
+        is refused (BadQuestionError naming the row) rather than ranked."""
+        check_questions(questions, "input")
         ranking = self.retriever.rankings([question_query(r) for _, r in questions.iterrows()])
         hybrid = ranking["hybrid"]
         ctx = self.retriever.contexts(hybrid, self.context_passages)
@@ -128,55 +135,78 @@ class QAPipeline:
         )
 
 
+def cache_inputs(cfg: Any) -> dict[str, Any]:
+    """Everything that shapes the cached passages and indexes (`retrieval.cache_keys`)."""
+    r = cfg.retriever
+    return {
+        "corpus_fingerprint": data_fingerprint([cfg.data.corpus_dir]),
+        "chunking": to_dict(cfg.chunking),
+        "chunking_code": content_hash(chunking.__file__),
+        "encoder_fingerprint": model_fingerprint(r.encoder),
+        "dense": {"encoder": r.encoder, "index": r.index, "nlist": r.nlist, "hnsw_m": r.hnsw_m},
+        "bm25": to_dict(r.bm25),
+        "bm25s_version": importlib.metadata.version("bm25s"),
+    }
+
+
 def build_retriever(cfg: Any) -> tuple[Retriever, dict]:
     """Passages, dense and sparse indexes, each rebuilt only when its inputs' hash changed."""
-    corpus_fp = data_fingerprint([cfg.data.corpus_dir])
-    stats: dict = {"corpus_fingerprint": corpus_fp}
-    p_key = content_key(corpus_fp, to_dict(cfg.chunking))
-    p_dir = stage_dir(cfg.cache_dir, "passages", p_key)
-    if (p_dir / "passages.parquet").is_file():
-        passages = pd.read_parquet(p_dir / "passages.parquet")
-        stats["passages_cached"] = True
-    else:
+    inputs = cache_inputs(cfg)
+    keys = cache_keys(**inputs)
+    stats: dict = {"corpus_fingerprint": inputs["corpus_fingerprint"], "cache_keys": keys}
+    c, r = cfg.chunking, cfg.retriever
+
+    def make_passages(folder: Path) -> pd.DataFrame:
         corpus = read_corpus(cfg.data.corpus_dir)
-        passages = build_passages(
-            corpus, cfg.chunking.sentences, cfg.chunking.stride, cfg.chunking.max_chars
-        )
-        p_dir.mkdir(parents=True, exist_ok=True)
-        passages.to_parquet(p_dir / "passages.parquet", index=False)
-        stats.update(passages_cached=False, n_articles=len(corpus))
-    r = cfg.retriever
-    dense = DenseIndex(
-        r.encoder, r.index, r.nlist, r.nprobe, r.hnsw_m, r.batch_size, ef_search=r.ef_search
+        stats["n_articles"] = len(corpus)
+        passages = build_passages(corpus, c.sentences, c.stride, c.max_chars)
+        passages.to_parquet(folder / "passages.parquet", index=False)
+        return passages
+
+    passages, stats["passages_cached"] = cached_stage(
+        cfg.cache_dir,
+        "passages",
+        keys["passages"],
+        make_passages,
+        lambda folder: pd.read_parquet(folder / "passages.parquet"),
     )
-    d_dir = stage_dir(
-        cfg.cache_dir, "dense", content_key(p_key, r.encoder, r.index, r.nlist, r.hnsw_m)
-    )
-    t0 = time.perf_counter()
-    if (d_dir / "dense.faiss").is_file():
-        dense.load(d_dir)
-        stats["dense_cached"] = True
-    else:
-        dense.build(passages["text"].tolist())
-        dense.save(d_dir)
-        stats.update(
-            dense_cached=False,
-            dense_build_passages_per_s=len(passages) / (time.perf_counter() - t0),
+    texts = passages["text"].tolist()
+
+    def dense_index() -> DenseIndex:
+        return DenseIndex(
+            r.encoder, r.index, r.nlist, r.nprobe, r.hnsw_m, r.batch_size, ef_search=r.ef_search
         )
-    sparse = SparseIndex(r.bm25.k1, r.bm25.b)
-    s_dir = stage_dir(cfg.cache_dir, "bm25", content_key(p_key, r.bm25.k1, r.bm25.b))
-    if (s_dir / "bm25").is_dir():
-        sparse.load(s_dir)
-        stats["bm25_cached"] = True
-    else:
-        s_dir.mkdir(parents=True, exist_ok=True)
-        sparse.build(passages["text"].tolist()).save(s_dir)
-        stats["bm25_cached"] = False
+
+    def make_dense(folder: Path) -> DenseIndex:
+        t0 = time.perf_counter()
+        dense = dense_index().build(texts)
+        stats["dense_build_passages_per_s"] = len(texts) / (time.perf_counter() - t0)
+        dense.save(folder)
+        return dense
+
+    dense, stats["dense_cached"] = cached_stage(
+        cfg.cache_dir, "dense", keys["dense"], make_dense, lambda f: dense_index().load(f)
+    )
+
+    def make_sparse(folder: Path) -> SparseIndex:
+        sparse = SparseIndex(r.bm25.k1, r.bm25.b).build(texts)
+        sparse.save(folder)
+        return sparse
+
+    sparse, stats["bm25_cached"] = cached_stage(
+        cfg.cache_dir,
+        "bm25",
+        keys["bm25"],
+        make_sparse,
+        lambda f: SparseIndex(r.bm25.k1, r.bm25.b).load(f),
+    )
     stats.update(
         n_passages=len(passages),
         index_type=r.index,
         dim=dense.index.d,
-        cache_dirs=[str(p_dir), str(d_dir), str(s_dir)],
+        cache_dirs=[
+            str(stage_dir(cfg.cache_dir, s, keys[s])) for s in ("passages", "dense", "bm25")
+        ],
     )
     retriever = Retriever(passages, dense, sparse, r.candidates, dict(r.weights), r.rrf_k)
     return retriever, stats

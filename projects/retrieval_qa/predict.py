@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from projects.retrieval_qa.data import LETTERS, read_questions
+from projects.retrieval_qa.data import LETTERS, BadQuestionError, read_questions
 from shared.cli import expected_errors
 from shared.tracking import load_registered_model
 
@@ -35,7 +35,7 @@ def submission(questions: pd.DataFrame, model_uri: str = DEFAULT_MODEL) -> pd.Da
 def answer(prompt: str, options: list[str], model_uri: str = DEFAULT_MODEL) -> str:
     """A readable answer: the ranked options and the passages they were read from."""
     if len(options) != len(LETTERS):
-        raise ValueError(f"a question needs exactly five options, got {len(options)}")
+        raise BadQuestionError(f"a question needs exactly five options, got {len(options)}")
     model = load(model_uri)
     pipeline = model.unwrap_python_model().pipeline
     q = pd.DataFrame([{"id": "cli", "prompt": prompt, **dict(zip(LETTERS, options))}])
@@ -44,7 +44,7 @@ def answer(prompt: str, options: list[str], model_uri: str = DEFAULT_MODEL) -> s
     lines = [f"Q: {prompt}"]
     lines += [f"  {i + 1}. {letter}: {q.iloc[0][letter]}" for i, letter in enumerate(ranked[0])]
     lines.append("Passages used:")
-    lines += [f"  [{passages.title.iloc[p]}] {passages.text.iloc[p]}" for p in used[0]]
+    lines += [f"  {passages.text.iloc[p]}" for p in used[0]]  # the text starts with its title
     return "\n".join(lines)
 
 

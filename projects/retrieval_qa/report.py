@@ -23,5 +23,5 @@ def samples_markdown(
         truth = f" (answer: {q['answer']})" if "answer" in q else ""
         lines.append(f"\n**prediction:** {' '.join(ranked[i])}{truth}\n")
         for p in used[i]:
-            lines.append(f"> [{passages.title.iloc[p]}] {passages.text.iloc[p]}\n")
+            lines.append(f"> {passages.text.iloc[p]}\n")  # the text starts with its title
     return "\n".join(lines)

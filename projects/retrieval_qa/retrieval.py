@@ -1,23 +1,34 @@
 """Dense (sentence-transformers + FAISS), sparse (BM25) and hybrid (rank fusion) retrieval.
 
-Each index is saved with the passage table it was built from, and is found again by a content
-hash of its inputs and settings (see `shared`-style `stage_dir`), so a changed corpus or config
-builds a new index instead of silently reusing a stale one.
+Each index is cached under a content hash of everything that shapes it (`cache_keys`): the
+corpus, the chunking code and settings, the encoder's weights, the index and BM25 settings and
+the bm25s version, so a changed input builds a new index instead of silently reusing a stale
+one. A stage is built in a temporary folder and renamed into place (`cached_stage`), so an
+interrupted build is never found by a later run; a cached stage that fails to load is rebuilt.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from shared.device import select_device
+from shared.logging import get_logger
 from shared.models import resolve_model_path
+
+log = get_logger(__name__)
+T = TypeVar("T")
+# How SparseIndex turns text into BM25 terms; part of the BM25 cache key.
+SPARSE_TOKENIZER = "bm25s.tokenize(stopwords=en, lower)"
 
 
 def content_key(*parts: Any) -> str:
@@ -26,9 +37,58 @@ def content_key(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def cache_keys(
+    corpus_fingerprint: str,
+    chunking: dict[str, Any],
+    chunking_code: str,
+    encoder_fingerprint: str,
+    dense: dict[str, Any],
+    bm25: dict[str, Any],
+    bm25s_version: str,
+) -> dict[str, str]:
+    """The cache key of each stage; an index's key includes its passages' key."""
+    passages = content_key("passages", corpus_fingerprint, chunking, chunking_code)
+    return {
+        "passages": passages,
+        "dense": content_key("dense", passages, encoder_fingerprint, dense),
+        "bm25": content_key("bm25", passages, bm25, bm25s_version, SPARSE_TOKENIZER),
+    }
+
+
 def stage_dir(cache_root: str | Path, stage: str, key: str) -> Path:
     """`cache_root/stage-key`: a stage's outputs live there; a new key means a new folder."""
     return Path(cache_root) / f"{stage}-{key}"
+
+
+def cached_stage(
+    cache_root: str | Path,
+    stage: str,
+    key: str,
+    build: Callable[[Path], T],
+    load: Callable[[Path], T],
+) -> tuple[T, bool]:
+    """(result, from_cache): load `cache_root/stage-key`, or `build(folder)` into a temporary
+    folder renamed into place only once complete. A cached folder that fails to load is
+    removed and rebuilt, with a warning."""
+    final = stage_dir(cache_root, stage, key)
+    if final.is_dir():
+        try:
+            return load(final), True
+        except Exception as exc:  # a truncated or foreign file: rebuild rather than fail forever
+            log.warning("cached %s at %s failed to load (%s); rebuilding it", stage, final, exc)
+            shutil.rmtree(final, ignore_errors=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        result = build(tmp)
+        try:
+            os.rename(tmp, final)  # atomic on one file system
+        except OSError:  # another run finished the same stage first: keep theirs
+            if not final.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return result, False
 
 
 class DenseIndex:
@@ -83,13 +143,17 @@ class DenseIndex:
 
     def search(self, queries: Sequence[str], k: int) -> np.ndarray:
         """(n_queries, k) passage indices, best first (-1 where fewer than k exist)."""
+        return self.search_vectors(self.embed(queries), k)
+
+    def search_vectors(self, vectors: np.ndarray, k: int) -> np.ndarray:
+        """`search` on query embeddings, with this index's nprobe / efSearch applied."""
         import faiss
 
         if self.index_type == "ivf":
             faiss.extract_index_ivf(self.index).nprobe = self.nprobe
         elif self.index_type == "hnsw":
             self.index.hnsw.efSearch = self.ef_search
-        _, idx = self.index.search(self.embed(queries), k)
+        _, idx = self.index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
         return idx
 
     def save(self, folder: Path) -> None:
@@ -145,13 +209,19 @@ class SparseIndex:
         return self
 
     def search(self, queries: Sequence[str], k: int) -> np.ndarray:
+        """(n_queries, k) passage indices, best first; -1 where fewer than k passages share a
+        word with the query (a query with no known word has no sparse hits at all)."""
         vocab = self.bm25.vocab_dict
-        tokens = [
-            [t for t in q if t in vocab] or [next(iter(vocab))] for q in self._tokens(queries)
-        ]
-        k = min(k, self.bm25.scores["num_docs"])
-        idx, _ = self.bm25.retrieve(tokens, k=k, show_progress=False, n_threads=1)
-        return np.asarray(idx)
+        tokens = [[t for t in q if t in vocab] for q in self._tokens(queries)]
+        out = np.full((len(tokens), k), -1, dtype=np.int64)
+        known = [i for i, t in enumerate(tokens) if t]
+        if known:
+            n = min(k, self.bm25.scores["num_docs"])
+            idx, scores = self.bm25.retrieve(
+                [tokens[i] for i in known], k=n, show_progress=False, n_threads=1
+            )
+            out[known, :n] = np.where(np.asarray(scores) > 0, np.asarray(idx), -1)
+        return out
 
     def save(self, folder: Path) -> None:
         self.bm25.save(str(folder / "bm25"), show_progress=False)

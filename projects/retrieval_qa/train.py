@@ -14,10 +14,10 @@ from omegaconf import DictConfig
 from projects.retrieval_qa.config import RetrievalQAConfig
 from projects.retrieval_qa.data import (
     LETTERS,
+    load_splits,
+    question_files,
     question_query,
     read_gold_titles,
-    read_questions,
-    split_train_val,
 )
 from projects.retrieval_qa.model import load_reader, map3
 from projects.retrieval_qa.module import fit_reader
@@ -42,20 +42,15 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
     seed_everything(cfg.seed, deterministic=False)
     if cfg.data.generate:
         ensure_dataset(cfg.data.dir, **dict(cfg.data.synthetic or {}))
-    data_dir = Path(cfg.data.dir)
-    train_all = read_questions(data_dir / cfg.data.train_file, require_answer=True)
-    test = read_questions(data_dir / cfg.data.test_file, require_answer=False)
-    gold = read_gold_titles(data_dir)
-    train, val = split_train_val(train_all, cfg.data.val_fraction, cfg.seed)
-    splits = {"train": train, "val": val, "test": test}
+    splits = load_splits(cfg.data, cfg.seed)
+    test, gold = splits["test"], read_gold_titles(cfg.data.dir)
     scored = ["val", "test"] if "answer" in test.columns else ["val"]
-    data_files = [data_dir / cfg.data.train_file, data_dir / cfg.data.test_file]
 
     with tracking.start_run(
         cfg.tracking.experiment,
         run_name=cfg.tracking.run_name,
         config=cfg,
-        data_paths=[*data_files, Path(cfg.data.corpus_dir)],
+        data_paths=[*question_files(cfg.data), Path(cfg.data.corpus_dir)],
         tags=cfg.tracking.tags,
     ) as run:
         retriever, stats = build_retriever(cfg)
@@ -66,6 +61,7 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
             for s, q in splits.items()
         }
         metrics = {"n_passages": float(stats["n_passages"])}
+        metrics |= {f"n_{s}": float(len(q)) for s, q in splits.items()}
         metrics |= retrieval_recalls(retriever.passages, rankings, splits, scored, gold, RECALL_KS)
 
         r = cfg.reader
@@ -73,11 +69,14 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
             s: retriever.contexts(rankings[s]["hybrid"], r.context_passages) for s in splits
         }
         tokenizer, model = load_reader(r.model, r.num_hidden_layers)
-        fit_reader(model, tokenizer, splits, contexts, r, to_dict(cfg.optim), cfg.trainer)
+        # The checkpoint kept is the epoch with the best val MAP@3; test is only reported.
+        model, metrics["best_epoch"] = fit_reader(
+            model, tokenizer, splits, contexts, r, to_dict(cfg.optim), cfg.trainer
+        )
         for s in scored:
-            metrics[f"{s}_map3"] = map3(model, tokenizer, splits[s], contexts[s], r)
-            no_context = [""] * len(splits[s])
-            metrics[f"{s}_map3_no_context"] = map3(model, tokenizer, splits[s], no_context, r)
+            for name, ctx in (("", contexts[s]), ("_no_context", [""] * len(splits[s]))):
+                value, se = map3(model, tokenizer, splits[s], ctx, r)
+                metrics[f"{s}_map3{name}"], metrics[f"{s}_map3{name}_se"] = value, se
         tracking.log_metrics(metrics)
         tracking.get_mlflow().log_text(
             json.dumps({k: round(v, 4) for k, v in metrics.items()}, indent=1), "metrics.json"

