@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from shared.config import require_dir
+from shared.config import ConfigError, require_dir
 from shared.errors import DataNotFoundError, InputError
 
 TRAIN_CSV = "train-metadata.csv"
@@ -155,7 +155,8 @@ class BadValuesWarning(UserWarning):
 
 
 ON_BAD_VALUES = ("fail", "warn")
-MISSING_MARKERS = ["NA", ""]  # what the public files write for a missing value
+# What the public files write for a missing value (pandas' defaults, `NaN`, `null`, ..., too).
+MISSING_MARKERS = ["NA", ""]
 
 
 def check_columns(df: pd.DataFrame, required: list[str], source: str) -> None:
@@ -187,8 +188,9 @@ def coerce_numeric(
     with `on_bad_values="warn"`, becomes NaN with a warning; the counts come back either way.
     """
     if on_bad_values not in ON_BAD_VALUES:
-        raise MalformedMetadataError(
-            f"data.on_bad_values must be one of {', '.join(ON_BAD_VALUES)}, got {on_bad_values!r}"
+        raise ConfigError(
+            f"config key 'data.on_bad_values': one of {', '.join(ON_BAD_VALUES)}, not "
+            f"{on_bad_values!r}"
         )
     out = df.copy()
     counts: dict[str, int] = {}

@@ -64,6 +64,11 @@ def test_warn_reads_bad_values_as_missing_and_counts_them(tmp_path, meta):
     assert out.attrs["bad_values"] == {"age_approx": 2, "clin_size_long_diam_mm": 1}
 
 
+def test_an_unknown_on_bad_values_setting_is_a_config_error(tmp_path, meta):
+    with pytest.raises(InputError, match="data.on_bad_values"):
+        isic.read_metadata(_write(meta, tmp_path), on_bad_values="ignore")
+
+
 def test_a_target_that_is_not_0_or_1_names_the_column_and_file(tmp_path, meta):
     path = _write(_with(meta, "target", 2, "yes"), tmp_path)
     with pytest.raises(InputError, match=r"column target of .*train-metadata.csv .*line 4: 'yes'"):
