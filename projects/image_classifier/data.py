@@ -247,8 +247,8 @@ class LesionDataModule(L.LightningDataModule):
         store: HDF5ImageStore,
         cfg: Any,
         seed: int,
-        selection: str = "fixed",
-        inner_fraction: float = 0.2,
+        selection: str,
+        inner_fraction: float,
     ) -> None:
         super().__init__()
         check_options("none", selection, inner_fraction)  # train.run checks at start-up too

@@ -57,6 +57,7 @@ def test_corrupt_image_fails_before_any_training_naming_it(tiny):
 @pytest.mark.slow
 def test_beam_captions_beat_the_most_common_training_caption(tiny):
     m = run(tiny("captioning", *LEARNS))
-    # the training split's most frequent caption for every image scores ~1.1 here; beam ~2
-    assert m["test_cider_d"] > m["test_cider_d_baseline"] + 0.5
-    assert m["val_cider_d"] > m["val_cider_d_baseline"] + 0.5
+    # the training split's most frequent caption for every image scores ~1.1 here; beam with the
+    # epoch chosen on val ~1.5 on test (seed 42, 48 images), ~1.7 on val
+    assert m["test_cider_d"] > m["test_cider_d_baseline"] + 0.25
+    assert m["val_cider_d"] > m["val_cider_d_baseline"] + 0.4
