@@ -50,8 +50,9 @@ smoke: $(STAMP) ## Run every project's CPU smoke pipeline, then print the result
 	done; echo "smoke wall time: $$(( $$(date +%s) - start )) s"
 	@$(PY) -m shared.report --experiment smoke
 
-report: $(STAMP) ## Print the latest run of each project (headline metric, run id, wall time)
+report: $(STAMP) ## Write reports/portfolio.html (every champion, one file) and print the latest runs
 	@$(PY) -m shared.report
+	@$(PY) -m shared.portfolio
 
 test: $(STAMP) ## Run the test suite (everything but tests marked slow)
 	$(PY) -m pytest -m "not slow and not server" -q
