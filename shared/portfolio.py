@@ -191,8 +191,9 @@ def roc_png(client: Any, run: Any, spec: RocSpec) -> tuple[str, str] | None:
     data = _artifact_bytes(client, run.info.run_id, spec.artifact) if spec.artifact else None
     if data is not None:
         oof = pd.read_csv(io.BytesIO(data))
+        oof = oof if spec.target in oof else pd.DataFrame()  # no labels: nothing to redraw
         curves = {c: (oof[spec.target], oof[c]) for c in spec.scores if c in oof}
-        if spec.target in oof and curves:
+        if curves:
             min_tpr = float(run.data.params.get(spec.min_tpr_param, 0.8))
             return _png(roc_figure(curves, min_tpr)), f"redrawn from the run's {spec.artifact}"
     if spec.logged_png:
@@ -346,7 +347,7 @@ def build_section(mlflow: Any, section: SectionConfig, cfg: PortfolioConfig) -> 
         "status": "ok",
         "data": ref.data,
         "model": ref.name,
-        "version": version.version,
+        "version": str(version.version),
         "run_id": run.info.run_id,
         "run_name": run.info.run_name,
         "experiment_tag": tags.get("experiment", "?"),
