@@ -85,7 +85,7 @@ class PortfolioConfig:
     max_curves: int
     caption_examples: int
     max_folds_columns: int
-    curve_skip: list[str]  # per-epoch metrics that are no learning curve (lr, throughput)
+    skip_metrics: list[str]  # logged per epoch but neither a learning curve nor a fold column
     sections: list[SectionConfig]
 
 
@@ -165,13 +165,15 @@ def config_summary(params: dict[str, str], prefixes: list[str]) -> list[tuple[st
     return sorted(keep)
 
 
-def fold_table(children: list[Any], max_columns: int) -> dict[str, Any] | None:
+def fold_table(
+    children: list[Any], max_columns: int, skip: list[str] = ()
+) -> dict[str, Any] | None:
     """Per-fold final metrics (one row per nested run) plus their mean and std, or None."""
     import numpy as np
 
     if not children:
         return None
-    columns = sorted({m for r in children for m in r.data.metrics})[:max_columns]
+    columns = sorted({m for r in children for m in r.data.metrics} - set(skip))[:max_columns]
     rows = [(r.info.run_name, [r.data.metrics.get(c) for c in columns]) for r in children]
     stats = []
     for j in range(len(columns)):
@@ -203,6 +205,10 @@ def roc_png(client: Any, run: Any, spec: RocSpec) -> tuple[str, str] | None:
     return None
 
 
+def _order(h: Any) -> tuple[int, int]:
+    return h.timestamp, h.step
+
+
 def metric_histories(
     client: Any, runs: list[tuple[str, Any]], skip: list[str] = ()
 ) -> dict[str, dict[str, list]]:
@@ -211,10 +217,11 @@ def metric_histories(
     out: dict[str, dict[str, list]] = {}
     for label, run in runs:
         for metric in sorted(set(run.data.metrics) - set(skip)):
-            history = client.get_metric_history(run.info.run_id, metric)
-            if len(history) > 1:
-                points = sorted((h.step, h.value) for h in history)
-                out.setdefault(metric, {})[label] = points
+            by_step = {}  # a value logged twice at one step (a final summary): the later
+            for h in sorted(client.get_metric_history(run.info.run_id, metric), key=_order):
+                by_step[h.step] = h.value
+            if len(by_step) > 1:
+                out.setdefault(metric, {})[label] = sorted(by_step.items())
     return out
 
 
@@ -340,7 +347,7 @@ def build_section(mlflow: Any, section: SectionConfig, cfg: PortfolioConfig) -> 
     histories = metric_histories(
         client,
         [("run", run), *((c.info.run_name or c.info.run_id, c) for c in children)],
-        list(cfg.curve_skip),
+        list(cfg.skip_metrics),
     )
     return {
         **base,
@@ -371,7 +378,7 @@ def build_section(mlflow: Any, section: SectionConfig, cfg: PortfolioConfig) -> 
         ],
         "config": config_summary(run.data.params, list(section.config_keys)),
         "config_yaml": config_text.decode() if config_text else None,
-        "folds": fold_table(children, cfg.max_folds_columns),
+        "folds": fold_table(children, cfg.max_folds_columns, list(cfg.skip_metrics)),
         "roc": roc,
         "curves": curves_png(histories, cfg.max_curves),
         "recall": recall_png(metrics, section.recall_prefix) if section.recall_prefix else None,

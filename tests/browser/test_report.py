@@ -14,7 +14,7 @@ PLOTS = {  # section -> the plots its tiny run must show
     "tabular_gbm": ["roc", "artifact"],
     "tabular_gbm_stacked": ["roc", "artifact"],
     "image_classifier": ["roc", "curves"],
-    "retrieval_qa": ["recall", "curves"],
+    "retrieval_qa": ["recall"],  # one epoch in debug=tiny: no learning curve
     "captioning": ["curves", "caption-img"],
 }
 

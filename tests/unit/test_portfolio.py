@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -190,6 +191,20 @@ def test_caption_examples_read_captionings_own_page():
     assert got[0]["refs"] == ["a <red> cat"] and got[1]["greedy"] == "b b"
     assert got[0]["mime"] == "image/jpeg" and got[0]["b64"]
     assert len(portfolio.caption_examples(caption_page(frame, Store(), gen), n=1)) == 1
+
+
+def test_learning_curves_need_two_epochs_and_keep_the_last_value_of_a_step(mlflow_store):
+    mlflow = tracking.get_mlflow()
+    with tracking.start_run(EXPERIMENT, run_name="curves") as run:
+        tracking.log_metrics({"val_map3": 0.2, "lr": 1e-3}, step=0)
+        tracking.log_metrics({"val_map3": 0.3}, step=0)  # a final summary at the same step
+        for step in range(3):
+            tracking.log_metrics({"val_loss": 1.0 - step / 10, "lr": 1e-4 * step}, step=step)
+        time.sleep(0.01)  # MLflow orders a step's values by their millisecond timestamps
+        tracking.log_metrics({"val_loss": 0.5}, step=2)
+    client = mlflow.MlflowClient()
+    got = portfolio.metric_histories(client, [("run", client.get_run(run.info.run_id))], ["lr"])
+    assert got == {"val_loss": {"run": [(0, 1.0), (1, 0.9), (2, 0.5)]}}
 
 
 def test_recall_bars_group_recall_at_k_metrics_by_method():
