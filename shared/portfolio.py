@@ -37,6 +37,7 @@ CONFIG_FILE = REPO_ROOT / "configs" / "report" / "portfolio.yaml"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "portfolio.html.j2"
 DATA_KINDS = ("full", "smoke")
+_NOT_THERE = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")  # model / its alias missing
 
 
 @dataclass
@@ -119,8 +120,9 @@ def find_champion(client: Any, models: list[ModelRef]) -> tuple[ModelRef, Any] |
     for ref in models:
         try:
             return ref, client.get_model_version_by_alias(ref.name, CHAMPION)
-        except MlflowException:  # no such registered model, or no champion alias yet
-            continue
+        except MlflowException as exc:  # no such registered model, or no champion yet
+            if exc.error_code not in _NOT_THERE:
+                raise
     return None
 
 

@@ -92,6 +92,17 @@ def test_champion_is_the_full_data_model_when_both_exist(cfg):
     assert (got["run_id"], got["data"], got["version"]) == (full_run, "full", version)
 
 
+def test_a_store_error_is_no_missing_model():
+    from mlflow.exceptions import MlflowException
+
+    class Broken:
+        def get_model_version_by_alias(self, name, alias):
+            raise MlflowException("database is locked", error_code="INTERNAL_ERROR")
+
+    with pytest.raises(MlflowException, match="locked"):
+        portfolio.find_champion(Broken(), [portfolio.ModelRef("m", "smoke")])
+
+
 def test_smoke_and_full_sections_are_labelled_on_the_page(cfg, tmp_path):
     stacked, plain = _section(cfg, "tabular_gbm_stacked"), _section(cfg, "tabular_gbm")
     _register(stacked.models[0].name, _fake_gbm_run("full"))  # full data
