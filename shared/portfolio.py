@@ -181,8 +181,8 @@ def fold_table(
     for j in range(len(columns)):
         vals = [v[j] for _, v in rows if v[j] is not None]
         stats.append((float(np.mean(vals)), float(np.std(vals))) if vals else (None, None))
-    return {"columns": columns, "rows": rows, "mean": [m for m, _ in stats],
-            "std": [s for _, s in stats]}  # fmt: skip
+    mean, std = [m for m, _ in stats], [s for _, s in stats]
+    return {"columns": columns, "rows": rows, "mean": mean, "std": std}
 
 
 def roc_png(client: Any, run: Any, spec: RocSpec) -> tuple[str, str] | None:
