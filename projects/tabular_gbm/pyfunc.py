@@ -1,4 +1,10 @@
-"""The registered model: metadata DataFrame in, malignancy probabilities out."""
+"""The registered model: metadata DataFrame in, malignancy probabilities out.
+
+Batch independence: a lesion's probability depends only on its own row and the rows of the
+same patient (the patient-relative features: z-scores within the patient, lesion counts), never
+on other patients or on row order. Send ALL of a patient's lesions in one call: a patient split
+over two calls gets different patient features than the model was trained with.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,12 @@ from projects.tabular_gbm.model import Ensemble
 
 
 class TabularGBMModel(mlflow.pyfunc.PythonModel):
-    """Feature building and the fitted ensemble, so raw competition metadata can be scored."""
+    """Feature building and the fitted ensemble, so raw competition metadata can be scored.
+
+    Input: rows as in `test-metadata.csv` (all lesions of each patient present); a stacked
+    model also takes `image_score`, exactly as image_classifier's model returns it (the mean
+    percentile within its fold models' OOF scores, independent of the batch), never re-ranked.
+    """
 
     def __init__(self, ensemble: Ensemble, spec: FeatureSpec, feature_options: dict) -> None:
         self.ensemble = ensemble
