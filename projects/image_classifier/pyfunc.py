@@ -26,7 +26,7 @@ from projects.image_classifier.data import eval_transform
 from projects.image_classifier.model import LesionClassifier
 from shared.errors import ModelNotFoundError
 from shared.folds import FOLD_COLUMN
-from shared.images import decode_image
+from shared.images import EncodedImage, decode_image
 from shared.metrics import reference_percentile
 
 IMAGE_SCORE = "image_score"  # the column tabular_gbm stacks on (its data.IMAGE_SCORE)
@@ -101,12 +101,18 @@ class LesionScorer(mlflow.pyfunc.PythonModel):
             {"score": each.mean(0).astype(np.float64), IMAGE_SCORE: self.image_feature(each)}
         )
 
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ARG002
+    def predict(
+        self,
+        context,  # noqa: ARG002
+        model_input: list[EncodedImage],
+        params=None,  # noqa: ARG002
+    ) -> list[dict[str, float]]:
+        """`[{"image": base64}, ...]` (or a DataFrame with an `image` column) ->
+        `[{"score": ..., "image_score": ...}, ...]` in input order."""
         images = [
-            decode_image(base64.b64decode(b), f"row {i}")
-            for i, b in enumerate(model_input["image"])
+            decode_image(base64.b64decode(r.image), f"row {i}") for i, r in enumerate(model_input)
         ]
-        return self.score_frame(images)
+        return self.score_frame(images).to_dict(orient="records")
 
 
 def build_bundle(
@@ -133,6 +139,6 @@ def build_bundle(
     return save_bundle(folder, weights, meta, refs)
 
 
-def input_example(store, image_id: str) -> pd.DataFrame:
+def input_example(store, image_id: str) -> list[dict[str, str]]:
     """One stored image as the model's input example (`image`: base64 JPEG bytes)."""
-    return pd.DataFrame({"image": [base64.b64encode(store.read_bytes(image_id)).decode()]})
+    return [{"image": base64.b64encode(store.read_bytes(image_id)).decode()}]

@@ -52,6 +52,11 @@ def _frame(store, ids) -> pd.DataFrame:
     return pd.DataFrame({"image": [base64.b64encode(store.read_bytes(i)).decode() for i in ids]})
 
 
+def _predict(model, frame: pd.DataFrame) -> pd.DataFrame:
+    """The pyfunc's records (`score`, `image_score` per image) as a frame."""
+    return pd.DataFrame(model.predict(frame))
+
+
 def _decoded(store, ids):
     """The bytes a client would send: HDF5 bytes -> base64 -> bytes -> image."""
     return [decode_image(base64.b64decode(b), i) for i, b in zip(ids, _frame(store, ids).image)]
@@ -70,7 +75,7 @@ def test_each_fold_model_scores_its_held_out_images_as_the_validation_step_did(t
 def test_the_feature_is_the_mean_percentile_within_each_models_own_oof_scores(trained):
     model, scorer, oof, store, _ = trained
     ids = oof["isic_id"].head(6).tolist()
-    out = model.predict(_frame(store, ids))
+    out = _predict(model, _frame(store, ids))
     each = scorer.score_images(_decoded(store, ids), per_model=True)
     for m, k in enumerate(scorer.meta["folds"]):  # the bundle holds each fold's OOF scores
         np.testing.assert_array_equal(
@@ -80,6 +85,8 @@ def test_the_feature_is_the_mean_percentile_within_each_models_own_oof_scores(tr
         [reference_percentile(ref, s) for ref, s in zip(scorer.references, each)], axis=0
     )
     assert list(out.columns) == ["score", "image_score"]
+    as_records = _predict(model, _frame(store, ids).to_dict(orient="records"))
+    np.testing.assert_allclose(as_records.to_numpy(), out.to_numpy(), atol=1e-7)
     np.testing.assert_allclose(out["image_score"], expected, atol=1e-12)
     np.testing.assert_allclose(out["score"], each.mean(0), atol=1e-7)
     assert out["image_score"].between(0, 1).all()
@@ -88,11 +95,11 @@ def test_the_feature_is_the_mean_percentile_within_each_models_own_oof_scores(tr
 def test_an_image_gets_the_same_feature_alone_and_in_any_batch(trained):
     model, _, oof, store, _ = trained
     ids = oof["isic_id"].head(8).tolist()
-    together = model.predict(_frame(store, ids))
+    together = _predict(model, _frame(store, ids))
     shuffled_ids = list(np.random.default_rng(0).permutation(ids))
-    shuffled = model.predict(_frame(store, shuffled_ids)).set_index(pd.Index(shuffled_ids))
+    shuffled = _predict(model, _frame(store, shuffled_ids)).set_index(pd.Index(shuffled_ids))
     for i, image_id in enumerate(ids[:3]):
-        alone = model.predict(_frame(store, [image_id]))
+        alone = _predict(model, _frame(store, [image_id]))
         assert alone["image_score"].iloc[0] == pytest.approx(together["image_score"][i], abs=1e-9)
         assert alone["score"].iloc[0] == pytest.approx(together["score"][i], abs=1e-6)
     np.testing.assert_allclose(shuffled.loc[ids, "image_score"], together["image_score"], atol=1e-9)
@@ -115,6 +122,6 @@ def test_predict_cli_writes_score_and_feature_for_tabular_gbm(trained, tmp_path)
     )
     written = pd.read_csv(out).set_index(isic.ID).loc[ids]
     assert list(written.columns) == ["target", "score", "image_score"]
-    expected = model.predict(_frame(store, ids))
+    expected = _predict(model, _frame(store, ids))
     np.testing.assert_allclose(written["image_score"], expected["image_score"], atol=1e-9)
     np.testing.assert_allclose(written["score"], expected["score"], atol=1e-6)

@@ -99,11 +99,13 @@ def test_image_oof_joins_on_the_real_folds_and_other_folds_fail(tiny_run, tmp_pa
 def test_predict_with_image_scores_fails_naming_a_lesion_without_one(tiny_run, tmp_path):
     cfg, _, _ = tiny_run
     test = pd.read_csv(f"{cfg.data.dir}/test-metadata.csv")
-    scores = pd.DataFrame({"isic_id": test.isic_id, "score": 0.5})
+    scores = pd.DataFrame({"isic_id": test.isic_id, "image_score": 0.5})
     argv = ["--input", f"{cfg.data.dir}/test-metadata.csv", "--output", str(tmp_path / "s.csv")]
     argv += ["--model-uri", "models:/tabular_gbm-isic2024-smoke@champion"]
     with pytest.raises(InputError, match=f"no score for 1 of {len(test)} .*{test.isic_id[0]}"):
-        predict_mod.main([*argv, "--image-oof", str(_write(scores.iloc[1:], tmp_path / "i.csv"))])
+        predict_mod.main(
+            [*argv, "--image-scores", str(_write(scores.iloc[1:], tmp_path / "i.csv"))]
+        )
     assert not (tmp_path / "s.csv").exists()
 
 
