@@ -48,7 +48,7 @@ def save_bundle(
 
 
 class LesionScorer(mlflow.pyfunc.PythonModel):
-    """`image` column of base64 JPEG/PNG bytes -> `score` (mean malignancy score in [0, 1])
+    """Rows of `image` (base64 JPEG/PNG bytes) -> `score` (mean malignancy score in [0, 1])
     and `image_score` (the batch-independent feature tabular_gbm stacks on) per row."""
 
     def load_context(self, context) -> None:
