@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from pydantic import BaseModel
 
 from shared.errors import DataNotFoundError, InputError
 
@@ -21,6 +22,13 @@ DEFAULT_MAX_PIXELS = 40_000_000
 
 class CorruptImageError(InputError, ValueError):
     """An image's bytes could not be decoded; the message names its id."""
+
+
+class EncodedImage(BaseModel):
+    """One input row of the image models' pyfuncs (the `predict` type hint MLflow infers the
+    signature from and validates against): `image`, the base64 text of a JPEG/PNG file."""
+
+    image: str
 
 
 def decode_image(data: bytes, image_id: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:

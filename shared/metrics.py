@@ -3,6 +3,8 @@
 - `pauc_above_tpr`: ISIC 2024's partial ROC area above a TPR floor (not standardised).
 - `roc_auc`: plain ROC-AUC with the same input checks.
 - `map_at_k`: LLM Science Exam MAP@k.
+- `reference_percentile`: where a score falls within a model's own out-of-fold scores (the
+  batch-independent form of ISIC's image feature).
 - `caption_scores`: BLEU-1..4 and CIDEr-D with pycocoevalcap's own scorers, on tokens equal to
   what coco-caption's Java PTBTokenizer gives (`shared.ptb_tokenizer`, pure Python).
 """
@@ -58,6 +60,24 @@ def roc_auc(y_true: Sequence[float], y_score: Sequence[float]) -> float:
     """Area under the full ROC curve (ties count half)."""
     y, s = _check_binary(np.asarray(y_true), np.asarray(y_score))
     return float(roc_auc_score(y, s))
+
+
+def reference_percentile(reference: Sequence[float], values: Sequence[float]) -> np.ndarray:
+    """Mid-rank percentile of each value within `reference`: P(ref < v) + P(ref == v) / 2.
+
+    Depends on the value and the stored reference only, never on the other values scored with
+    it, so a row gets the same percentile alone and in any batch. A value of the reference
+    itself gets its average rank within it minus one half, over n (ties share one value).
+    """
+    ref = np.sort(np.asarray(reference, dtype=float).ravel())
+    if ref.size == 0:
+        raise ValueError("reference_percentile needs a non-empty reference distribution")
+    v = np.asarray(values, dtype=float)
+    if np.isnan(ref).any() or np.isnan(v).any():
+        raise ValueError("reference_percentile: scores must not be NaN")
+    below = np.searchsorted(ref, v, side="left")
+    at_or_below = np.searchsorted(ref, v, side="right")
+    return (below + at_or_below) / (2.0 * ref.size)
 
 
 def map_at_k(

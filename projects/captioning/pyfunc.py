@@ -8,7 +8,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import mlflow.pyfunc
-import pandas as pd
 import torch
 
 from projects.captioning.data import image_transform
@@ -17,7 +16,7 @@ from projects.captioning.generate import beam_search
 from projects.captioning.model import Captioner
 from projects.captioning.tokenizer import CaptionTokenizer
 from shared.config import to_dict
-from shared.images import decode_image
+from shared.images import EncodedImage, decode_image
 
 
 def save_bundle(folder: Path, model: Captioner, tokenizer: CaptionTokenizer, meta: dict) -> None:
@@ -63,11 +62,17 @@ class CaptionModel(mlflow.pyfunc.PythonModel):
         interpolation = m.get("interpolation", "bilinear")
         self.transform = image_transform(m["image_size"], False, m["mean"], m["std"], interpolation)
 
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.Series:  # noqa: ARG002
+    def predict(
+        self,
+        context,  # noqa: ARG002
+        model_input: list[EncodedImage],
+        params=None,  # noqa: ARG002
+    ) -> list[str]:
+        """`[{"image": base64}, ...]` (or a DataFrame with an `image` column) -> captions."""
         images = torch.stack(
             [
-                self.transform(decode_image(base64.b64decode(b), f"row {i}"))
-                for i, b in enumerate(model_input["image"])
+                self.transform(decode_image(base64.b64decode(r.image), f"row {i}"))
+                for i, r in enumerate(model_input)
             ]
         )
         with torch.no_grad():
@@ -82,4 +87,4 @@ class CaptionModel(mlflow.pyfunc.PythonModel):
             d["beam_size"],
             d["length_penalty"],
         )
-        return pd.Series([self.tokenizer.decode(i) for i in ids], name="caption")
+        return [self.tokenizer.decode(i) for i in ids]

@@ -10,7 +10,6 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-import pandas as pd
 from omegaconf import DictConfig
 
 from projects.captioning.config import CaptioningConfig
@@ -102,7 +101,7 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
                 metrics,
                 python_model=CaptionModel(),
                 artifacts={"bundle": str(bundle)},
-                input_example=pd.DataFrame({"image": [base64.b64encode(image).decode()]}),
+                input_example=[{"image": base64.b64encode(image).decode()}],
                 pip_requirements=["torch", "timm", "tokenizers", "pandas"],
             )
     return metrics

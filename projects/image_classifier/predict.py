@@ -2,8 +2,9 @@
 
 python -m projects.image_classifier.predict --data-dir DATA --split test --output image_scores.csv \
     [--model-uri models:/image_classifier-isic2024@champion]
-Writes `isic_id,target,score` (target = score: the Kaggle submission format); tabular_gbm's
-predict reads it as `--image-oof`.
+Writes `isic_id,target,score,image_score` (target = score: the Kaggle submission format;
+image_score: the batch-independent feature, see pyfunc.py); tabular_gbm's predict reads it as
+`--image-scores`.
 """
 
 from __future__ import annotations
@@ -23,13 +24,20 @@ DEFAULT_MODEL = "models:/image_classifier-isic2024@champion"
 MAKE_TARGET = "make image-classifier DATA=... (or make image-classifier-smoke)"
 
 
-def score_store(scorer, store: HDF5ImageStore, ids: list[str], batch_size: int = 128) -> np.ndarray:
-    """Scores of `ids` from the HDF5 store, a batch of decoded images at a time."""
+def score_store(
+    scorer, store: HDF5ImageStore, ids: list[str], batch_size: int = 128
+) -> pd.DataFrame:
+    """`score` and `image_score` of `ids` from the HDF5 store, a batch of images at a time
+    (batches change nothing: each image's values depend on that image alone)."""
     parts = [
-        scorer.score_images([store.read(i) for i in ids[s : s + batch_size]])
+        scorer.score_frame([store.read(i) for i in ids[s : s + batch_size]])
         for s in range(0, len(ids), batch_size)
     ]
-    return np.concatenate(parts) if parts else np.zeros(0)
+    return (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame({"score": np.zeros(0), "image_score": np.zeros(0)})
+    )
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -43,7 +51,14 @@ def main(argv: list[str] | None = None) -> Path:
     store = HDF5ImageStore(args.data_dir / f"{args.split}-image.hdf5")
     scorer = load_registered_model(args.model_uri, MAKE_TARGET).unwrap_python_model()
     scores = score_store(scorer, store, meta[isic.ID].tolist())
-    out = pd.DataFrame({isic.ID: meta[isic.ID], "target": scores, "score": scores})
+    out = pd.DataFrame(
+        {
+            isic.ID: meta[isic.ID].to_numpy(),
+            "target": scores["score"].to_numpy(),
+            "score": scores["score"].to_numpy(),
+            "image_score": scores["image_score"].to_numpy(),
+        }
+    )
     out.to_csv(args.output, index=False)
     print(f"wrote {len(out)} scores to {args.output}")
     return args.output

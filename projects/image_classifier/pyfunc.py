@@ -3,6 +3,11 @@
 It carries every fold's best weights and averages their scores (the usual test-time ensemble
 of a cross-validated model), and resizes and normalises each image with the size, mean and std
 of the run that trained it, with the flip TTA it was evaluated with.
+
+Beside the raw mean `score` it returns `image_score`, tabular_gbm's image feature: for each fold
+model, the percentile of its score within that model's own out-of-fold scores (stored in the
+bundle), averaged over the models. It depends on the image alone, never on the batch it came
+in; a training lesion's feature is the same definition with its one out-of-fold model.
 """
 
 from __future__ import annotations
@@ -19,20 +24,32 @@ from PIL import Image
 
 from projects.image_classifier.data import eval_transform
 from projects.image_classifier.model import LesionClassifier
-from shared.images import decode_image
+from shared.errors import ModelNotFoundError
+from shared.folds import FOLD_COLUMN
+from shared.images import EncodedImage, decode_image
+from shared.metrics import reference_percentile
+
+IMAGE_SCORE = "image_score"  # the column tabular_gbm stacks on (its data.IMAGE_SCORE)
 
 
-def save_bundle(folder: Path, state_dicts: list[dict], meta: dict) -> Path:
-    """Fold weights (`fold_<i>.pt`) and `meta.json` (model config, preprocessing, TTA)."""
+def save_bundle(
+    folder: Path, state_dicts: list[dict], meta: dict, oof_scores: list[np.ndarray]
+) -> Path:
+    """Fold weights (`fold_<i>.pt`), each model's sorted OOF scores (`fold_<i>_oof.npy`, the
+    reference of its percentile) and `meta.json` (model config, preprocessing, TTA)."""
+    if len(oof_scores) != len(state_dicts):
+        raise ValueError(f"{len(state_dicts)} fold models but {len(oof_scores)} OOF score sets")
     folder.mkdir(parents=True, exist_ok=True)
-    for i, sd in enumerate(state_dicts):
+    for i, (sd, ref) in enumerate(zip(state_dicts, oof_scores)):
         torch.save(sd, folder / f"fold_{i}.pt")
+        np.save(folder / f"fold_{i}_oof.npy", np.sort(np.asarray(ref, dtype=np.float64)))
     (folder / "meta.json").write_text(json.dumps({**meta, "n_models": len(state_dicts)}, indent=1))
     return folder
 
 
 class LesionScorer(mlflow.pyfunc.PythonModel):
-    """`image` column of base64 JPEG/PNG bytes -> malignancy score in [0, 1] per row."""
+    """Rows of `image` (base64 JPEG/PNG bytes) -> `score` (mean malignancy score in [0, 1])
+    and `image_score` (the batch-independent feature tabular_gbm stacks on) per row."""
 
     def load_context(self, context) -> None:
         folder = Path(context.artifacts["bundle"])
@@ -42,30 +59,67 @@ class LesionScorer(mlflow.pyfunc.PythonModel):
             model = LesionClassifier(**{**self.meta["model"], "pretrained": False})
             model.load_state_dict(torch.load(folder / f"fold_{i}.pt", map_location="cpu"))
             self.models.append(model.eval())
+        refs = [folder / f"fold_{i}_oof.npy" for i in range(self.meta["n_models"])]
+        # bundles logged before the feature was defined carry no reference distributions
+        self.references = [np.load(r) for r in refs] if all(r.is_file() for r in refs) else None
         self.transform = eval_transform(
             self.meta["image_size"], self.meta["mean"], self.meta["std"]
         )
 
     @torch.no_grad()
-    def score_images(self, images: list[Image.Image]) -> np.ndarray:
-        """Mean over the fold models (and flips, when trained with TTA) of sigmoid scores."""
+    def score_images(self, images: list[Image.Image], per_model: bool = False) -> np.ndarray:
+        """Mean over the fold models (and flips, when trained with TTA) of sigmoid scores;
+        `per_model=True`: (n_models, n_images), each model's mean over its flips, exactly as
+        the training pipeline's validation step scores its held-out fold."""
         if not images:
-            return np.zeros(0)
+            return np.zeros((len(self.models), 0) if per_model else 0)
         x = torch.stack([self.transform(img) for img in images])
         views = [x, x.flip(-1), x.flip(-2)] if self.meta["tta"] else [x]
-        scores = [torch.sigmoid(m(v)) for m in self.models for v in views]
-        return torch.stack(scores).mean(0).numpy()
+        each = torch.stack(
+            [torch.stack([torch.sigmoid(m(v).float()) for v in views]).mean(0) for m in self.models]
+        )
+        return each.numpy() if per_model else each.mean(0).numpy()
 
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:  # noqa: ARG002
+    def image_feature(self, per_model_scores: np.ndarray) -> np.ndarray:
+        """Mean over the fold models of each model's score as a percentile of its own OOF
+        scores: tabular_gbm's `image_score`, the same for an image alone and in any batch."""
+        if self.references is None:
+            raise ModelNotFoundError(
+                "this image model carries no OOF score distributions (logged before the "
+                "image feature was defined): retrain it (make image-classifier-smoke, or "
+                "make image-classifier DATA=...) to get `image_score`"
+            )
+        return np.mean(
+            [reference_percentile(ref, s) for ref, s in zip(self.references, per_model_scores)],
+            axis=0,
+        )
+
+    def score_frame(self, images: list[Image.Image]) -> pd.DataFrame:
+        """`score` (mean over the fold models) and `image_score` (the feature) per image."""
+        each = self.score_images(images, per_model=True)
+        return pd.DataFrame(
+            {"score": each.mean(0).astype(np.float64), IMAGE_SCORE: self.image_feature(each)}
+        )
+
+    def predict(
+        self,
+        context,  # noqa: ARG002
+        model_input: list[EncodedImage],
+        params=None,  # noqa: ARG002
+    ) -> list[dict[str, float]]:
+        """`[{"image": base64}, ...]` (or a DataFrame with an `image` column) ->
+        `[{"score": ..., "image_score": ...}, ...]` in input order."""
         images = [
-            decode_image(base64.b64decode(b), f"row {i}")
-            for i, b in enumerate(model_input["image"])
+            decode_image(base64.b64decode(r.image), f"row {i}") for i, r in enumerate(model_input)
         ]
-        return self.score_images(images)
+        return self.score_frame(images).to_dict(orient="records")
 
 
-def build_bundle(folder: Path, checkpoints: list[str], cfg, folds: list[int]) -> Path:
-    """The folds' best weights plus the preprocessing and TTA the run scored with."""
+def build_bundle(
+    folder: Path, checkpoints: list[str], cfg, folds: list[int], oof: pd.DataFrame
+) -> Path:
+    """The folds' best weights, each fold's OOF scores (the model's reference distribution)
+    plus the preprocessing and TTA the run scored with; `checkpoints` are in `folds` order."""
     from projects.image_classifier.module import LesionModule
     from shared.config import to_dict
 
@@ -81,9 +135,10 @@ def build_bundle(folder: Path, checkpoints: list[str], cfg, folds: list[int]) ->
         "tta": cfg.cv.tta,
         "folds": [int(k) for k in folds],
     }
-    return save_bundle(folder, weights, meta)
+    refs = [oof.loc[oof[FOLD_COLUMN] == k, "score"].to_numpy() for k in folds]
+    return save_bundle(folder, weights, meta, refs)
 
 
-def input_example(store, image_id: str) -> pd.DataFrame:
+def input_example(store, image_id: str) -> list[dict[str, str]]:
     """One stored image as the model's input example (`image`: base64 JPEG bytes)."""
-    return pd.DataFrame({"image": [base64.b64encode(store.read_bytes(image_id)).decode()]})
+    return [{"image": base64.b64encode(store.read_bytes(image_id)).decode()}]

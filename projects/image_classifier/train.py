@@ -72,15 +72,19 @@ def run(raw_cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[st
             return {}
 
         oof = pd.concat(parts, ignore_index=True)
+        # float64 in the file and in the bundle alike: the GBM's training feature and the
+        # served model's percentiles then rank against the very same numbers
+        oof["score"] = oof["score"].astype("float64")
         summary = oof_summary(oof, fold_aucs, cfg.cv.min_tpr, isic.read_oracle(cfg.data.dir))
         tracking.log_metrics(summary)
         log_oof(oof, oof_file, cfg.cv.min_tpr)
+        bundle = build_bundle(run_dir / "bundle", best_paths, cfg, folds, oof)
         tracking.publish(
             run,
             OmegaConf.merge(cfg.tracking, {"register": cfg.tracking.register and not partial}),
             summary,
             python_model=LesionScorer(),
-            artifacts={"bundle": str(build_bundle(run_dir / "bundle", best_paths, cfg, folds))},
+            artifacts={"bundle": str(bundle)},
             input_example=input_example(store, oof[isic.ID].iloc[0]),
             pip_requirements=["torch", "torchvision", "timm", "pillow", "pandas"],
         )

@@ -27,7 +27,7 @@ def load(model_uri: str = DEFAULT_MODEL):
 
 def submission(questions: pd.DataFrame, model_uri: str = DEFAULT_MODEL) -> pd.DataFrame:
     """`id,prediction` with three space-separated letters, best first."""
-    out = load(model_uri).predict(questions[["id", "prompt", *LETTERS]])
+    out = pd.DataFrame(load(model_uri).predict(questions[["id", "prompt", *LETTERS]]))
     out["prediction"] = out["prediction"].str.split().str[:3].str.join(" ")
     return out[["id", "prediction"]]
 

@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
+from pydantic import BaseModel, field_validator
 
 from projects.retrieval_qa.pipeline import QAPipeline
+
+
+class Question(BaseModel):
+    """One input row (the `predict` type hint MLflow infers the signature from). Every field
+    may be null so that the pipeline's own check refuses an empty or missing option naming the
+    row (`check_questions`), instead of a bare validation error; an absent option column is
+    refused there too ("five options")."""
+
+    id: str | None = None
+    prompt: str | None = None
+    A: str | None = None
+    B: str | None = None
+    C: str | None = None
+    D: str | None = None
+    E: str | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _nan_is_missing(cls, v: Any) -> Any:
+        return None if isinstance(v, float) and math.isnan(v) else v
 
 
 class RetrievalQAModel(mlflow.pyfunc.PythonModel):
@@ -16,12 +39,23 @@ class RetrievalQAModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         self.pipeline = QAPipeline.load(Path(context.artifacts["bundle"]))
 
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ARG002
-        letters, used = self.pipeline.answer(model_input)
-        return pd.DataFrame(
-            {
-                "id": model_input["id"].to_numpy() if "id" in model_input else range(len(letters)),
-                "prediction": [" ".join(r) for r in letters],
-                "passage_ids": [" ".join(map(str, u)) for u in used],
-            }
-        )
+    def predict(
+        self,
+        context,  # noqa: ARG002
+        model_input: list[Question],
+        params=None,  # noqa: ARG002
+    ) -> list[dict[str, str]]:
+        """`[{"id", "prompt", "A".."E"}, ...]` (or such a DataFrame) -> `[{"id", "prediction",
+        "passage_ids"}, ...]`: the five letters best first and the passages read."""
+        questions = pd.DataFrame([q.model_dump(exclude_unset=True) for q in model_input])
+        letters, used = self.pipeline.answer(questions)
+        ids = questions["id"] if "id" in questions else pd.Series(range(len(letters)))
+        return [
+            {"id": str(i), "prediction": " ".join(r), "passage_ids": " ".join(map(str, u))}
+            for i, r, u in zip(ids, letters, used)
+        ]
+
+
+def input_example(questions: pd.DataFrame) -> list[dict[str, str]]:
+    """The first two questions as JSON-ready records."""
+    return questions.head(2).astype(str).to_dict(orient="records")

@@ -22,7 +22,7 @@ from projects.retrieval_qa.data import (
 from projects.retrieval_qa.model import load_reader, map3
 from projects.retrieval_qa.module import fit_reader
 from projects.retrieval_qa.pipeline import QAPipeline, build_retriever
-from projects.retrieval_qa.pyfunc import RetrievalQAModel
+from projects.retrieval_qa.pyfunc import RetrievalQAModel, input_example
 from projects.retrieval_qa.report import samples_markdown
 from projects.retrieval_qa.retrieval import retrieval_recalls
 from projects.retrieval_qa.synthetic import ensure_dataset
@@ -94,7 +94,7 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
                 metrics,
                 python_model=RetrievalQAModel(),
                 artifacts={"bundle": str(Path(tmp) / "bundle")},
-                input_example=test[["id", "prompt", *LETTERS]].head(2),
+                input_example=input_example(test[["id", "prompt", *LETTERS]]),
                 pip_requirements=[*PIP_REQUIREMENTS, "pandas"],
             )
     return metrics

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from shared.datasets import isic2024 as isic
 from shared.errors import DataNotFoundError, InputError
 from shared.folds import FOLD_COLUMN
+from shared.metrics import reference_percentile
 
 IMAGE_SCORE = "image_score"
 
@@ -59,8 +61,8 @@ def read_image_scores(path: str | Path, columns: list[str]) -> pd.DataFrame:
     return scores[columns]
 
 
-def _check_every_lesion_scored(merged: pd.DataFrame, path: Path) -> None:
-    missing = merged.loc[merged["score"].isna(), isic.ID]
+def _check_every_lesion_scored(merged: pd.DataFrame, path: Path, column: str = "score") -> None:
+    missing = merged.loc[merged[column].isna(), isic.ID]
     if len(missing):
         raise ImageScoresError(
             f"image score file {path} has no score for {len(missing)} of {len(merged)} lesions, "
@@ -87,18 +89,30 @@ def join_image_oof(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
             f"lesions (e.g. {first}); train image_classifier on the same folds file"
         )
     merged = merged.drop(columns=[f"{FOLD_COLUMN}_image"])
-    # Each fold's scores come from a different image model with its own calibration; the
-    # percentile within the fold puts them on one scale (at predict time: within the batch).
-    merged[IMAGE_SCORE] = merged.groupby(FOLD_COLUMN)["score"].rank(pct=True)
+    merged[IMAGE_SCORE] = oof_feature(merged["score"].to_numpy(), merged[FOLD_COLUMN].to_numpy())
     return merged.drop(columns=["score"])
+
+
+def oof_feature(scores: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Training form of the image feature: each lesion's OOF score as a percentile of its own
+    fold's OOF scores (that fold's one image model). The registered image model gives a new
+    image the same definition averaged over its fold models (`image_score`), each against the
+    same stored OOF scores, so train and predict time share one batch-independent scale."""
+    out = np.empty(len(scores), dtype=float)
+    for k in np.unique(folds):
+        rows = folds == k
+        out[rows] = reference_percentile(scores[rows], scores[rows])
+    return out
 
 
 def join_image_scores(metadata: pd.DataFrame, path: str | Path) -> pd.DataFrame:
-    """Predict time: add one image model's scores (`isic_id, score`) as `image_score`, the
-    percentile within the scored batch, failing by id where a lesion has no score."""
+    """Predict time: add the image model's `image_score` (as its predict.py / pyfunc wrote
+    it: `isic_id, image_score`) unchanged, failing by id where a lesion has no score.
+
+    Never re-ranked within the batch: a lesion's feature must not depend on which other
+    lesions are scored with it."""
     path = Path(path)
-    scores = read_image_scores(path, [isic.ID, "score"])
+    scores = read_image_scores(path, [isic.ID, IMAGE_SCORE])
     merged = metadata.merge(scores, on=isic.ID, how="left", validate="one_to_one")
-    _check_every_lesion_scored(merged, path)
-    merged[IMAGE_SCORE] = merged["score"].rank(pct=True)
-    return merged.drop(columns=["score"])
+    _check_every_lesion_scored(merged, path, IMAGE_SCORE)
+    return merged

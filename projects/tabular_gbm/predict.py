@@ -1,7 +1,7 @@
 """Score a metadata CSV with the registered ensemble; write the Kaggle submission.
 
 python -m projects.tabular_gbm.predict --input DATA/test-metadata.csv --output submission.csv \
-    [--model-uri models:/tabular_gbm-isic2024@champion] [--image-oof image_test_scores.csv]
+    [--model-uri models:/tabular_gbm-isic2024@champion] [--image-scores image_scores.csv]
 """
 
 from __future__ import annotations
@@ -33,15 +33,18 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--output", default=Path("submission.csv"), type=Path)
     parser.add_argument("--model-uri", default=DEFAULT_MODEL, help="MLflow model URI")
     parser.add_argument(
-        "--image-oof",
+        "--image-scores",
+        "--image-oof",  # its former name
+        dest="image_scores",
         type=Path,
         default=None,
-        help="isic_id,score of image_classifier, one per lesion, if the model was stacked",
+        help="isic_id,image_score as image_classifier's predict.py writes it, one per lesion, "
+        "for a stacked model",
     )
     args = parser.parse_args(argv)
     metadata = isic.read_metadata(args.input, train=False)
-    if args.image_oof:
-        metadata = join_image_scores(metadata, args.image_oof)
+    if args.image_scores:
+        metadata = join_image_scores(metadata, args.image_scores)
     sub = predict(metadata, args.model_uri)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     sub.to_csv(args.output, index=False)

@@ -18,7 +18,7 @@ from projects.tabular_gbm.model import (
     fit_ensemble,
     fit_fold,
 )
-from projects.tabular_gbm.pyfunc import TabularGBMModel
+from projects.tabular_gbm.pyfunc import StackedTabularGBMModel, TabularGBMModel, input_example
 from projects.tabular_gbm.report import log_cv_artifacts, log_importance
 from shared import tracking
 from shared.cli import hydra_entry
@@ -104,8 +104,10 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
             run,
             cfg.tracking,
             summary,
-            python_model=TabularGBMModel(final, spec, feature_opts),
-            input_example=df[isic.REQUIRED_TEST + extra].head(5),
+            python_model=(StackedTabularGBMModel if extra else TabularGBMModel)(
+                final, spec, feature_opts
+            ),
+            input_example=input_example(df, isic.REQUIRED_TEST + extra),
             pip_requirements=["lightgbm", "catboost", "pandas", "numpy", "mlflow"],
             # a stacked model needs the image score as input: never compared with plain ones
             model_name=f"{cfg.tracking.model_name}-stacked" if extra else None,

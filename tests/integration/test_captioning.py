@@ -39,9 +39,9 @@ def test_short_fit_registers_a_captioner_chosen_on_val(tiny):
     model = mlflow.pyfunc.load_model(MODEL)
     path = next(Path(cfg.data.image_dir).glob("*.jpg"))
     out = model.predict(pd.DataFrame({"image": [base64.b64encode(path.read_bytes()).decode()]}))
-    assert len(out) == 1 and isinstance(out.iloc[0], str)
+    assert len(out) == 1 and isinstance(out[0], str)
     cli = predict_mod.main([str(path), "--model-uri", MODEL])
-    assert cli["caption"].tolist() == out.tolist()
+    assert cli["caption"].tolist() == list(out)
 
 
 def test_corrupt_image_fails_before_any_training_naming_it(tiny):

@@ -36,8 +36,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _post(port: int, frame: pd.DataFrame, timeout: float = 120) -> list:
-    body = json.dumps({"dataframe_split": json.loads(frame.to_json(orient="split"))})
+def _post(port: int, example: pd.DataFrame | list, timeout: float = 120) -> list:
+    """A typed model's example is a list of records, sent as `{"inputs": [...]}`; a frame
+    goes as `{"dataframe_split": ...}`."""
+    if isinstance(example, list):
+        body = json.dumps({"inputs": example})
+    else:
+        body = json.dumps({"dataframe_split": json.loads(example.to_json(orient="split"))})
     req = urllib.request.Request(
         f"http://127.0.0.1:{port}/invocations",
         data=body.encode(),
@@ -78,6 +83,10 @@ def _as_comparable(x) -> list:
     return np.asarray(x).tolist()
 
 
+def _all_floats(row: dict) -> bool:
+    return all(isinstance(v, float) for v in row.values())
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("project", sorted(PROJECTS))
 def test_registered_smoke_model_answers_over_rest_as_in_process(project, tiny, tmp_path):
@@ -88,7 +97,7 @@ def test_registered_smoke_model_answers_over_rest_as_in_process(project, tiny, t
     uri = f"models:/{PROJECTS[project]}@champion"
     model = mlflow.pyfunc.load_model(uri)
     example = model.input_example
-    assert isinstance(example, pd.DataFrame) and len(example) >= 1
+    assert isinstance(example, pd.DataFrame | list) and len(example) >= 1
     expected = _as_comparable(model.predict(example))
 
     port, log = _free_port(), tmp_path / "serve.log"
@@ -103,5 +112,10 @@ def test_registered_smoke_model_answers_over_rest_as_in_process(project, tiny, t
         got = [next(iter(row.values())) for row in got]  # a named Series comes back as records
     if expected and isinstance(expected[0], float):
         assert np.allclose(got, expected, atol=1e-6)
+    elif expected and isinstance(expected[0], dict) and _all_floats(expected[0]):
+        assert [sorted(r) for r in got] == [sorted(r) for r in expected]
+        keys = sorted(expected[0])
+        as_rows = [[r[k] for k in keys] for r in got], [[r[k] for k in keys] for r in expected]
+        assert np.allclose(*as_rows, atol=1e-6)
     else:
         assert got == expected

@@ -99,11 +99,13 @@ def test_image_oof_joins_on_the_real_folds_and_other_folds_fail(tiny_run, tmp_pa
 def test_predict_with_image_scores_fails_naming_a_lesion_without_one(tiny_run, tmp_path):
     cfg, _, _ = tiny_run
     test = pd.read_csv(f"{cfg.data.dir}/test-metadata.csv")
-    scores = pd.DataFrame({"isic_id": test.isic_id, "score": 0.5})
+    scores = pd.DataFrame({"isic_id": test.isic_id, "image_score": 0.5})
     argv = ["--input", f"{cfg.data.dir}/test-metadata.csv", "--output", str(tmp_path / "s.csv")]
     argv += ["--model-uri", "models:/tabular_gbm-isic2024-smoke@champion"]
     with pytest.raises(InputError, match=f"no score for 1 of {len(test)} .*{test.isic_id[0]}"):
-        predict_mod.main([*argv, "--image-oof", str(_write(scores.iloc[1:], tmp_path / "i.csv"))])
+        predict_mod.main(
+            [*argv, "--image-scores", str(_write(scores.iloc[1:], tmp_path / "i.csv"))]
+        )
     assert not (tmp_path / "s.csv").exists()
 
 
@@ -182,3 +184,121 @@ def test_a_new_data_set_from_another_process_is_learned(tiny, other_data):
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["bad_values_age_approx"] == 1
+
+
+def _patients_frame(cfg) -> pd.DataFrame:
+    """The training lesions in the public test format (every lesion of each patient)."""
+    df = pd.read_csv(f"{cfg.data.dir}/{isic.TRAIN_CSV}", dtype={isic.ID: str})
+    return df[isic.REQUIRED_TEST].reset_index(drop=True)
+
+
+def _assert_batch_independent(model, rows: pd.DataFrame) -> None:
+    """A patient's predictions alone, among all patients and with rows shuffled, agree."""
+    every = pd.Series(np.asarray(model.predict(rows)), index=rows[isic.ID])
+    shuffled = rows.sample(frac=1, random_state=3)
+    again = pd.Series(np.asarray(model.predict(shuffled)), index=shuffled[isic.ID])
+    np.testing.assert_allclose(again.loc[every.index], every, rtol=0, atol=1e-9)
+    patients = rows[isic.PATIENT].unique()
+    for some in ([patients[0]], list(patients[1:4])):
+        part = rows[rows[isic.PATIENT].isin(some)]
+        alone = pd.Series(np.asarray(model.predict(part)), index=part[isic.ID])
+        np.testing.assert_allclose(alone, every.loc[alone.index], rtol=0, atol=1e-9)
+
+
+def test_a_patients_predictions_do_not_depend_on_other_patients_or_row_order(tiny_run):
+    cfg, _, _ = tiny_run
+    model = mlflow.pyfunc.load_model("models:/tabular_gbm-isic2024-smoke@champion")
+    rows = _patients_frame(cfg)
+    _assert_batch_independent(model, rows)
+    # the patient features are real: a patient's lesions scored one by one differ
+    first = rows[rows[isic.PATIENT] == rows[isic.PATIENT].iloc[0]]
+    whole = np.asarray(model.predict(first))
+    single = np.concatenate([np.asarray(model.predict(first.iloc[[i]])) for i in range(len(first))])
+    assert not np.allclose(whole, single)
+
+
+@pytest.fixture(scope="module")
+def stacked_run(tiny_run, tmp_path_factory):
+    """A stacked GBM on an image OOF file whose scores follow the target (real folds)."""
+    cfg, _, tiny = tiny_run
+    df = load_training_frame(cfg.data)
+    rng = np.random.default_rng(0)
+    score = np.clip(0.3 * df[isic.TARGET] + rng.normal(0.2, 0.1, len(df)), 0, 1)
+    path = tmp_path_factory.mktemp("stacked") / "image_oof.csv"
+    pd.DataFrame({isic.ID: df[isic.ID], "fold": df["fold"], "score": score}).to_csv(
+        path, index=False
+    )
+    run(tiny("tabular_gbm", f"data.image_oof={path}"))
+    return cfg, df, path
+
+
+def test_the_training_image_feature_is_the_percentile_within_its_own_fold(stacked_run):
+    from projects.tabular_gbm.data import join_image_oof
+    from shared.metrics import reference_percentile
+
+    _, df, path = stacked_run
+    oof = pd.read_csv(path, dtype={isic.ID: str})
+    joined = join_image_oof(df, path)
+    for _, part in oof.groupby("fold"):
+        expected = reference_percentile(part["score"], part["score"])
+        got = joined.set_index(isic.ID).loc[part[isic.ID], "image_score"]
+        np.testing.assert_allclose(got, expected, rtol=0, atol=0)
+
+
+def test_the_stacked_model_takes_image_score_as_given_and_is_batch_independent(stacked_run):
+    cfg, _, _ = stacked_run
+    model = mlflow.pyfunc.load_model("models:/tabular_gbm-isic2024-smoke-stacked@champion")
+    rows = _patients_frame(cfg)
+    rng = np.random.default_rng(1)
+    rows["image_score"] = rng.uniform(0, 1, len(rows))
+    _assert_batch_independent(model, rows)
+    # the feature is an input: changing one lesion's image_score moves that patient only
+    moved = rows.copy()
+    moved.loc[0, "image_score"] = 1 - moved.loc[0, "image_score"]
+    before = pd.Series(np.asarray(model.predict(rows)), index=rows[isic.ID])
+    after = pd.Series(np.asarray(model.predict(moved)), index=rows[isic.ID])
+    others = rows.loc[rows[isic.PATIENT] != rows[isic.PATIENT].iloc[0], isic.ID]
+    np.testing.assert_allclose(after.loc[others], before.loc[others], rtol=0, atol=1e-9)
+
+
+def test_a_full_data_run_registers_under_the_full_name_and_becomes_its_champion(
+    tiny_run, project_config
+):
+    """Issue 12's "done when": the FULL experiment config on data in the public layout (here
+    the generated folder, few trees) registers `tabular_gbm-isic2024`, not the smoke name, and
+    is that model's champion even with a lower OOF pAUC than the smoke champion, which stays."""
+    cfg, smoke_metrics, tiny = tiny_run
+    client = mlflow.MlflowClient()
+    smoke_before = client.get_model_version_by_alias("tabular_gbm-isic2024-smoke", "champion")
+    full_cfg = project_config(
+        "tabular_gbm",
+        "experiment=full",
+        f"paths.data_dir={tiny.root / 'data'}",
+        f"paths.output_dir={tiny.root / 'outputs'}",
+        f"data.dir={cfg.data.dir}",
+        "data.synthetic=null",
+        "model.n_bags=1",
+        "model.lightgbm.num_boost_round=2",
+        "model.lightgbm.params.num_threads=1",
+        "model.catboost.params.iterations=2",
+        "model.catboost.params.thread_count=1",
+    )
+    assert full_cfg.data.name == "isic2024" and full_cfg.tracking.tags.experiment == "full"
+    metrics = run(full_cfg)
+    assert metrics["oof_pauc"] < smoke_metrics["oof_pauc"]  # two trees: a weaker model
+
+    champion = client.get_model_version_by_alias("tabular_gbm-isic2024", "champion")
+    full_run = client.get_run(champion.run_id)
+    assert full_run.data.tags["experiment"] == "full"
+    assert full_run.data.metrics["oof_pauc"] == pytest.approx(metrics["oof_pauc"])
+    tags = champion.tags
+    assert tags["run_id"] == champion.run_id and tags["experiment"] == "full"
+    assert tags["git_sha"] == full_run.data.tags["git_sha"] != "unknown"
+    assert tags["data_fingerprint"] == full_run.data.tags["data_fingerprint"] != "unknown"
+    assert tags["validation_metric"] == "oof_pauc"
+    assert float(tags["oof_pauc"]) == pytest.approx(metrics["oof_pauc"])
+    smoke_after = client.get_model_version_by_alias("tabular_gbm-isic2024-smoke", "champion")
+    assert smoke_after.version == smoke_before.version  # the smoke champion is left alone
+    assert not client.search_model_versions(
+        f"name = 'tabular_gbm-isic2024-smoke' and run_id = '{champion.run_id}'"
+    )

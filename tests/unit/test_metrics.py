@@ -126,3 +126,15 @@ def test_cider_prefers_the_right_caption():
 def test_caption_scores_need_matching_ids():
     with pytest.raises(ValueError, match="different ids"):
         caption_scores({1: ["x"]}, {2: "x"})
+
+
+def test_reference_percentile_is_the_mid_rank_within_the_reference():
+    from shared.metrics import reference_percentile
+
+    ref = [0.1, 0.2, 0.2, 0.4]
+    got = reference_percentile(ref, [0.0, 0.1, 0.2, 0.3, 0.4, 0.9])
+    assert got.tolist() == pytest.approx([0.0, 0.125, 0.5, 0.75, 0.875, 1.0])
+    # one value scored alone equals the same value scored among others
+    assert reference_percentile(ref, [0.3])[0] == got[3]
+    with pytest.raises(ValueError, match="non-empty"):
+        reference_percentile([], [0.5])

@@ -39,4 +39,4 @@ def test_bundle_carries_the_preprocessing_and_serves_with_it(tmp_path):
     buf = io.BytesIO()
     Image.new("RGB", (64, 48), (200, 30, 30)).save(buf, format="PNG")
     out = served.predict(None, pd.DataFrame({"image": [base64.b64encode(buf.getvalue()).decode()]}))
-    assert len(out) == 1 and isinstance(out.iloc[0], str)
+    assert len(out) == 1 and isinstance(out[0], str)

@@ -23,9 +23,18 @@ def _oof(frame):
 
 
 def test_oof_scores_become_the_percentile_within_their_fold(frame, tmp_path):
-    out = join_image_oof(frame, _write(_oof(frame), tmp_path / "oof.csv"))
+    """The definition: share of the fold's OOF scores below the lesion's, ties counted half
+    (itself included) -- the same percentile the image pyfunc takes against each fold model's
+    stored OOF scores."""
+    oof = _oof(frame)
+    oof.loc[[0, 2], "score"] = 0.3  # a tie in fold 0
+    out = join_image_oof(frame, _write(oof.sample(frac=1, random_state=0), tmp_path / "o.csv"))
     assert len(out) == len(frame) and out["isic_id"].tolist() == frame["isic_id"].tolist()
-    assert out.loc[out.fold == 0, IMAGE_SCORE].tolist() == [0.2, 0.4, 0.6, 0.8, 1.0]
+    for k in (0, 1):
+        scores = oof.loc[oof.fold == k, "score"].to_numpy()
+        expected = [((scores < s).sum() + (scores <= s).sum()) / (2 * len(scores)) for s in scores]
+        assert out.loc[out.fold == k, IMAGE_SCORE].tolist() == pytest.approx(expected)
+    assert out.loc[out.fold == 0, IMAGE_SCORE].tolist() == pytest.approx([0.2, 0.2, 0.5, 0.7, 0.9])
 
 
 def test_a_lesion_scored_twice_fails_naming_it(frame, tmp_path):
@@ -52,12 +61,24 @@ def test_oof_scores_from_other_folds_fail(frame, tmp_path):
 
 def test_predict_time_scores_join_one_to_one_and_fail_by_id(frame, tmp_path):
     meta = frame.drop(columns=["fold"])
-    scores = pd.DataFrame({"isic_id": meta.isic_id[::-1], "score": range(10)})
+    scores = pd.DataFrame({"isic_id": meta.isic_id[::-1], IMAGE_SCORE: [i / 20 for i in range(10)]})
     out = join_image_scores(meta, _write(scores, tmp_path / "s.csv"))
     assert out["isic_id"].tolist() == meta["isic_id"].tolist()
-    assert out[IMAGE_SCORE].tolist() == pytest.approx([(10 - i) / 10 for i in range(10)])
+    assert out[IMAGE_SCORE].tolist() == pytest.approx([(9 - i) / 20 for i in range(10)])
     with pytest.raises(InputError, match=r"no score for 1 of 10 lesions.*ISIC_009"):
         join_image_scores(meta, _write(scores.iloc[1:], tmp_path / "s.csv"))
     twice = pd.concat([scores, scores.head(1)])
     with pytest.raises(InputError, match=r"more than once.*ISIC_009"):
         join_image_scores(meta, _write(twice, tmp_path / "s.csv"))
+
+
+def test_predict_time_feature_is_taken_as_given_never_ranked_within_the_batch(frame, tmp_path):
+    meta = frame.drop(columns=["fold"])
+    scores = pd.DataFrame({"isic_id": meta.isic_id, IMAGE_SCORE: [0.9, 0.1, *[0.5] * 8]})
+    path = _write(scores, tmp_path / "s.csv")
+    alone = join_image_scores(meta.iloc[[1]], path)
+    together = join_image_scores(meta.sample(frac=1, random_state=1), path).set_index("isic_id")
+    assert alone[IMAGE_SCORE].tolist() == [0.1]
+    assert together.loc[meta.isic_id[1], IMAGE_SCORE] == 0.1
+    with pytest.raises(InputError, match="image_score"):  # a raw-score file from before
+        join_image_scores(meta, _write(scores.rename(columns={IMAGE_SCORE: "score"}), path))
