@@ -17,7 +17,7 @@ ALL_PROJECTS := tabular_gbm image_classifier retrieval_qa captioning
 SMOKE_IMAGE_OOF := data/oof/image_classifier_isic2024-smoke.csv
 PROJECTS := $(foreach p,$(ALL_PROJECTS),$(if $(wildcard projects/$(p)/train.py),$(p)))
 
-.PHONY: help setup smoke serve test test-slow test-all lint format mlflow-ui clean clean-all report benchmarks \
+.PHONY: help setup smoke serve test test-slow test-all lint format mlflow-ui clean clean-all report benchmarks gpu-bench \
 	tabular-gbm-smoke tabular-gbm image-classifier-smoke image-classifier \
 	retrieval-qa-smoke retrieval-qa captioning-smoke captioning stacking-smoke lock
 
@@ -81,8 +81,13 @@ serve: $(STAMP) ## Serve a registered model over REST: make serve MODEL=tabular_
 		$(VENV)/bin/mlflow models serve -m "models:/$(MODEL)@champion" --env-manager local \
 		--host 127.0.0.1 --port $(or $(PORT),5001) --workers 1
 
-benchmarks: $(STAMP) ## Run every benchmark script (prints figures)
-	@for f in benchmarks/*.py; do echo "=== $$f"; $(PY) $$f || exit 1; done
+benchmarks: $(STAMP) ## Run every benchmark script at CPU sizes (prints figures); GPU: gpu-bench
+	@for f in benchmarks/*.py; do \
+		case $$f in */gpu.py) continue;; */image_classifier.py) a="--n 2000";; *) a="";; esac; \
+		echo "=== $$f $$a"; $(PY) $$f $$a || exit 1; done
+
+gpu-bench: $(STAMP) ## Torch projects' full-config training steps on a GPU: images/s, peak memory (ARGS=--cpu: tiny)
+	PY=$(PY) bash benchmarks/gpu.sh $(ARGS)
 
 clean: ## Remove generated data and outputs (keeps mlflow.db and its artifacts)
 	rm -rf data/smoke outputs multirun lightning_logs .pytest_cache .ruff_cache
