@@ -139,7 +139,7 @@ chat-bench: $(STAMP) ## Chat throughput, p50/p99 latency: N clients x M messages
 # --- tracking server, sweeps, reproduction ---
 .PHONY: test-server infra-up infra-down sweep reproduce shellcheck lint-shell
 COMPOSE := docker compose -f infra/docker-compose.yml
-SHELL_SCRIPTS := $(wildcard infra/*.sh infra/aws/*.sh)
+SHELL_SCRIPTS := $(wildcard infra/*.sh infra/aws/*.sh benchmarks/*.sh)
 test-server: $(STAMP) ## MLflow server on a throwaway PostgreSQL (installs it when missing; CI runs it)
 	$(PY) -m pytest -m server -q
 infra-up: ## Start the team server (MLflow + PostgreSQL + MinIO) with docker compose
@@ -156,6 +156,6 @@ reproduce: $(STAMP) ## Re-run a logged run at its commit and compare metrics: ma
 	$(PY) -m shared.reproduce $(RUN_ID)
 shellcheck: ## Install Debian's shellcheck when missing
 	@command -v shellcheck >/dev/null || { apt-get update -qq && apt-get install -y -qq shellcheck; }
-lint-shell: shellcheck ## shellcheck the infra scripts (part of make lint)
+lint-shell: shellcheck ## shellcheck the infra and benchmark scripts (part of make lint)
 	shellcheck $(SHELL_SCRIPTS)
 lint: lint-shell

@@ -7,7 +7,7 @@
 # Extra flags go to benchmarks/gpu.py. Each project runs in its own process (an out-of-memory
 # error in one still lets the others report); the exit status is 1 if any failed.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 PY="${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}"
 status=0
 for project in image_classifier retrieval_qa captioning; do
