@@ -135,13 +135,15 @@ def main() -> None:
     transform = build_transforms(aug, args.size, train=True)
     rng = np.random.default_rng(0)
     ids = [cache.ids[i] for i in rng.permutation(len(cache.ids))]
+    evaluation = build_transforms(aug, args.size, train=False)  # validation, OOF, TTA
     rates = {}
     for name, images in (("cache", cache), ("hdf5", store)):
-        ds = LesionDataset(ids, np.zeros(len(ids)), images, transform)
-        loader = DataLoader(
-            ds, batch_size=args.batch, num_workers=args.workers, pin_memory=device == "cuda"
-        )
-        rates[name] = loader_rate(loader, args.steps)
+        for split, t in (("train", transform), ("eval", evaluation)):
+            ds = LesionDataset(ids, np.zeros(len(ids)), images, t)
+            loader = DataLoader(
+                ds, batch_size=args.batch, num_workers=args.workers, pin_memory=device == "cuda"
+            )
+            rates[name, split] = loader_rate(loader, args.steps)
     model, model_ips = model_rate(args.backbone, args.size, args.batch, args.steps, device, bf16)
     ds = LesionDataset(ids, np.zeros(len(ids)), cache, transform)
     loader = DataLoader(
@@ -156,10 +158,15 @@ def main() -> None:
             f"{build_s:,.2f} s = {args.n / build_s:,.0f} images/s",
         ),
         ("decode cache size", f"{cache.nbytes / 1e9:,.3f} GB"),
-        ("loader, decode cache + train transforms", f"{rates['cache']:,.1f} images/s"),
-        ("loader, JPEG from HDF5 + train transforms", f"{rates['hdf5']:,.1f} images/s"),
+        ("loader, decode cache + train transforms", f"{rates['cache', 'train']:,.1f} images/s"),
+        ("loader, JPEG from HDF5 + train transforms", f"{rates['hdf5', 'train']:,.1f} images/s"),
+        ("loader, decode cache + eval transform", f"{rates['cache', 'eval']:,.1f} images/s"),
+        ("loader, JPEG from HDF5 + eval transform", f"{rates['hdf5', 'eval']:,.1f} images/s"),
         ("model alone (tensors in memory)", f"{model_ips:,.1f} images/s"),
-        ("loader (cache) / model", f"{rates['cache'] / model_ips:.2f}  (>= 1: loader keeps up)"),
+        (
+            "loader (cache, train) / model",
+            f"{rates['cache', 'train'] / model_ips:.2f}  (>= 1: loader keeps up)",
+        ),
         ("whole pipeline (cache) / model", f"{pipe_ips / model_ips:.2f}"),
     ]
     if args.n != FULL_N:

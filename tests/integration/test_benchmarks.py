@@ -51,7 +51,7 @@ def test_image_classifier_benchmark_reports_the_cache_and_the_loader_model_ratio
     for key in (
         "decode cache build",
         "decode cache size",
-        "loader (cache) / model",
+        "loader (cache, train) / model",
         "EXTRAPOLATED",
     ):
         assert key in out, out
