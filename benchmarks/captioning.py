@@ -122,8 +122,10 @@ def main() -> None:
     model, image_size = build(args.size, args.tokens, device)
     images = torch.randn(args.decode_batch, 3, image_size, image_size, device=device)
     decode_rate(model, images[:2], 2, 1, True, bf16)  # warm-up
-    rates = {
-        (beam, cached): decode_rate(model, images, args.tokens, beam, cached, bf16)
+    rates = {  # best of 2: small runs on a shared machine are noisy
+        (beam, cached): max(
+            decode_rate(model, images, args.tokens, beam, cached, bf16) for _ in range(2)
+        )
         for beam in (1, args.beam)
         for cached in (False, True)
     }
