@@ -90,7 +90,7 @@ gpu-bench: $(STAMP) ## Torch projects' full-config training steps on a GPU: imag
 	PY=$(PY) bash benchmarks/gpu.sh $(ARGS)
 
 clean: ## Remove generated data and outputs (keeps mlflow.db and its artifacts)
-	rm -rf data/smoke outputs multirun lightning_logs .pytest_cache .ruff_cache
+	rm -rf data/smoke data/cache outputs multirun lightning_logs .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
 
 clean-all: clean ## Also remove the MLflow store (mlflow.db, mlartifacts/)
