@@ -32,6 +32,7 @@ def test_gpu_sh_cpu_prints_a_figure_per_torch_project():
         assert float(line.group(1).replace(",", "")) > 0
 
 
+@pytest.mark.slow
 def test_image_classifier_benchmark_reports_the_cache_and_the_loader_model_ratio(tmp_path):
     proc = subprocess.run(
         [

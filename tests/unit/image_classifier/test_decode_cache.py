@@ -2,6 +2,7 @@
 same uint8 images the uncached evaluation path computes."""
 
 import os
+import pickle
 
 import numpy as np
 import pytest
@@ -94,13 +95,15 @@ def test_training_transform_runs_on_the_cached_image(tmp_path):
 def test_workers_memory_map_the_cache_instead_of_receiving_a_copy(tmp_path):
     store = _write(tmp_path / "train-image.hdf5")
     cache = DecodedImageCache.open_or_build(store, 32, tmp_path / "cache")
-    cache.read("ISIC_1")  # the parent maps the file
+    first = cache.read("ISIC_1")  # the parent maps the file
     assert cache.__getstate__()["_array"] is None  # what a spawned worker would be sent
+    sent = pickle.loads(pickle.dumps(cache))
+    assert len(pickle.dumps(cache)) < cache.nbytes and np.array_equal(sent.read("ISIC_1"), first)
     aug = validate(
         OmegaConf.load(REPO / "configs/image_classifier/loader/default.yaml").augment, AugmentConfig
     )
     ds = LesionDataset(list(SIZES), np.zeros(4), cache, build_transforms(aug, 32, train=False))
-    loader = DataLoader(ds, batch_size=2, num_workers=2, multiprocessing_context="spawn")
+    loader = DataLoader(ds, batch_size=2, num_workers=2, multiprocessing_context="fork")
     assert sum(len(x) for x, _ in loader) == 4
 
 
