@@ -9,8 +9,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from projects.image_classifier.config import AugmentConfig, SamplingConfig
+from projects.image_classifier.config import AugmentConfig, LoaderConfig, SamplingConfig
 from projects.image_classifier.data import (
+    LesionDataModule,
     LesionDataset,
     NegativeSubsampler,
     build_transforms,
@@ -167,3 +168,18 @@ def test_corrupt_jpeg_fails_naming_it_or_is_skipped_with_a_count(tmp_path, cache
     kept = check_images(frame, images, "skip")
     assert kept["isic_id"].tolist() == ["ISIC_1", "ISIC_3"]
     assert kept.attrs["n_corrupt_skipped"] == 1
+
+
+def test_oof_prediction_reads_the_scored_fold_with_the_loader_workers(tmp_path):
+    """OOF scoring (3x TTA over ~80k images per fold at full size) is not single-process."""
+    ids = [f"ISIC_{i}" for i in range(12)]
+    images = DecodedImageCache.open_or_build(_store(tmp_path, ids), 16, tmp_path / "cache")
+    frame = pd.DataFrame(
+        {"isic_id": ids, "patient_id": ids, "target": [0, 1] * 6, "fold": [0, 1, 2] * 4}
+    )
+    cfg = validate(OmegaConf.merge(OmegaConf.load(LOADER_YAML), {"num_workers": 3}), LoaderConfig)
+    dm = LesionDataModule(frame, 0, images, cfg, seed=0, selection="fixed", inner_fraction=0.2)
+    loader = dm.heldout_dataloader()
+    assert loader.num_workers == 3 and not loader.persistent_workers
+    assert loader.dataset.images is images and len(loader.dataset) == 4
+    assert loader.dataset.ids == dm.heldout_df["isic_id"].tolist()  # in order, not shuffled
