@@ -17,7 +17,7 @@ ALL_PROJECTS := tabular_gbm image_classifier retrieval_qa captioning
 SMOKE_IMAGE_OOF := data/oof/image_classifier_isic2024-smoke.csv
 PROJECTS := $(foreach p,$(ALL_PROJECTS),$(if $(wildcard projects/$(p)/train.py),$(p)))
 
-.PHONY: help setup smoke serve test test-slow test-all lint format mlflow-ui clean clean-all report benchmarks \
+.PHONY: help setup smoke serve test test-slow test-all lint format mlflow-ui clean clean-all report benchmarks gpu-bench \
 	tabular-gbm-smoke tabular-gbm image-classifier-smoke image-classifier \
 	retrieval-qa-smoke retrieval-qa captioning-smoke captioning stacking-smoke lock
 
@@ -82,11 +82,16 @@ serve: $(STAMP) ## Serve a registered model over REST: make serve MODEL=tabular_
 		$(VENV)/bin/mlflow models serve -m "models:/$(MODEL)@champion" --env-manager local \
 		--host 127.0.0.1 --port $(or $(PORT),5001) --workers 1
 
-benchmarks: $(STAMP) ## Run every benchmark script (prints figures)
-	@for f in benchmarks/*.py; do echo "=== $$f"; $(PY) $$f || exit 1; done
+benchmarks: $(STAMP) ## Run every benchmark script at CPU sizes (prints figures); GPU: gpu-bench
+	@for f in benchmarks/*.py; do \
+		case $$f in */gpu.py) continue;; */image_classifier.py) a="--n 2000";; *) a="";; esac; \
+		echo "=== $$f $$a"; $(PY) $$f $$a || exit 1; done
+
+gpu-bench: $(STAMP) ## Torch projects' full-config training steps on a GPU: images/s, peak memory (ARGS=--cpu: tiny)
+	PY=$(PY) bash benchmarks/gpu.sh $(ARGS)
 
 clean: ## Remove generated data and outputs (keeps mlflow.db and its artifacts)
-	rm -rf data/smoke outputs multirun lightning_logs .pytest_cache .ruff_cache
+	rm -rf data/smoke data/cache outputs multirun lightning_logs .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
 
 clean-all: clean ## Also remove the MLflow store (mlflow.db, mlartifacts/)
@@ -135,7 +140,7 @@ chat-bench: $(STAMP) ## Chat throughput, p50/p99 latency: N clients x M messages
 # --- tracking server, sweeps, reproduction ---
 .PHONY: test-server infra-up infra-down sweep reproduce shellcheck lint-shell
 COMPOSE := docker compose -f infra/docker-compose.yml
-SHELL_SCRIPTS := $(wildcard infra/*.sh infra/aws/*.sh)
+SHELL_SCRIPTS := $(wildcard infra/*.sh infra/aws/*.sh benchmarks/*.sh)
 test-server: $(STAMP) ## MLflow server on a throwaway PostgreSQL (installs it when missing; CI runs it)
 	$(PY) -m pytest -m server -q
 infra-up: ## Start the team server (MLflow + PostgreSQL + MinIO) with docker compose
@@ -152,6 +157,6 @@ reproduce: $(STAMP) ## Re-run a logged run at its commit and compare metrics: ma
 	$(PY) -m shared.reproduce $(RUN_ID)
 shellcheck: ## Install Debian's shellcheck when missing
 	@command -v shellcheck >/dev/null || { apt-get update -qq && apt-get install -y -qq shellcheck; }
-lint-shell: shellcheck ## shellcheck the infra scripts (part of make lint)
+lint-shell: shellcheck ## shellcheck the infra and benchmark scripts (part of make lint)
 	shellcheck $(SHELL_SCRIPTS)
 lint: lint-shell

@@ -27,6 +27,7 @@ class PathsConfig:
     root_dir: str
     data_dir: str
     output_dir: str
+    cache_dir: str
 
 
 @dataclass

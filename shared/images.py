@@ -7,6 +7,7 @@ names the image id in every error, so a corrupt record among 400k is findable.
 from __future__ import annotations
 
 import io
+import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -134,3 +135,134 @@ def write_hdf5_jpegs(
             buf = io.BytesIO()
             Image.fromarray(arr).save(buf, format="JPEG", quality=quality)
             f.create_dataset(image_id, data=np.bytes_(buf.getvalue()))
+
+
+def resize_uint8(img: Image.Image | np.ndarray, size: int):
+    """HxWx3 image -> 3xSxS uint8 tensor, resized as the eval transform's `Resize((S, S))` does.
+
+    The decode cache stores exactly this, so evaluation on cached images sees the tensors the
+    uncached path computes (torchvision's antialiased resize of the uint8 image).
+    """
+    from torchvision.transforms.v2 import functional as F
+
+    return F.resize(F.to_image(img), [size, size], antialias=True)
+
+
+CACHE_FORMAT = 1  # bump when the cache's layout or resize changes: old caches are not reused
+
+
+class DecodedImageCache:
+    """Every image of an HDF5 store decoded once, resized to SxS, as one N x S x S x 3 uint8
+    array on disk that DataLoader workers memory-map (no JPEG decoding per epoch or fold).
+
+    Keyed by the HDF5 file's fingerprint (`shared.tracking.data_fingerprint`) and the size, so
+    a changed file or size builds a new cache and every fold and run reuses the old one. A
+    build writes into a temporary folder and renames it into place: an interrupted build
+    leaves only a `.tmp-*` folder, which is never read (and is removed by the next build).
+    Corrupt images are recorded by id with their decode error (their rows stay zero);
+    `corrupt` lets callers fail or skip them as before.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        meta = json.loads((self.folder / "meta.json").read_text())
+        self.size: int = meta["size"]
+        self.ids: list[str] = meta["ids"]
+        self.corrupt: dict[str, str] = meta["corrupt"]
+        self.index = {i: n for n, i in enumerate(self.ids)}
+        self._array: np.ndarray | None = None  # opened lazily, in each worker
+
+    @staticmethod
+    def key(h5_path: str | Path, size: int) -> str:
+        from shared.tracking import data_fingerprint
+
+        return f"{data_fingerprint([h5_path])}-{size}px-v{CACHE_FORMAT}"
+
+    @classmethod
+    def open_or_build(
+        cls, store: HDF5ImageStore, size: int, cache_dir: str | Path, workers: int = 0
+    ) -> DecodedImageCache:
+        """The cache of `store` at `size`, building it (once, under a lock) when missing."""
+        import fcntl
+
+        cache_dir = Path(cache_dir)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        key = cls.key(store.path, size)
+        final = cache_dir / key
+        if (final / "meta.json").is_file():
+            return cls(final)
+        # One builder per cache (DDP ranks, parallel runs): the others wait, then read it.
+        with open(cache_dir / f".{key}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (final / "meta.json").is_file():
+                _build(store, size, cache_dir, key, workers)
+        return cls(final)
+
+    def _images(self) -> np.ndarray:
+        if self._array is None:
+            self._array = np.load(self.folder / "images.npy", mmap_mode="r")
+        return self._array
+
+    def __getstate__(self) -> dict:
+        # Workers re-map the file instead of receiving a pickled copy of the array.
+        return {**self.__dict__, "_array": None}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def read(self, image_id: str) -> np.ndarray:
+        """The cached SxSx3 uint8 image; a corrupt or unknown id fails naming it."""
+        if image_id in self.corrupt:
+            raise CorruptImageError(self.corrupt[image_id])
+        try:
+            n = self.index[image_id]
+        except KeyError as exc:
+            raise KeyError(f"image '{image_id}' is not in the decode cache {self.folder}") from exc
+        return np.array(self._images()[n])
+
+    @property
+    def nbytes(self) -> int:
+        return (self.folder / "images.npy").stat().st_size
+
+
+def _decode_chunk(args: tuple[HDF5ImageStore, list[str], int, int, str]) -> dict[str, str]:
+    """Decode ids[start:...] into rows start.. of the memory-mapped array; returns corrupt ids."""
+    store, ids, start, size, array_path = args
+    out = np.load(array_path, mmap_mode="r+")
+    corrupt = {}
+    for n, image_id in enumerate(ids, start):
+        try:
+            out[n] = resize_uint8(store.read(image_id), size).permute(1, 2, 0).numpy()
+        except CorruptImageError as exc:
+            corrupt[image_id] = str(exc)
+    out.flush()
+    return corrupt
+
+
+def _build(store: HDF5ImageStore, size: int, cache_dir: Path, key: str, workers: int) -> None:
+    import shutil
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    for stale in cache_dir.glob(f".tmp-{key}-*"):  # an interrupted build's leftovers
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = cache_dir / f".tmp-{key}-{os.getpid()}"
+    tmp.mkdir()
+    ids = sorted(store.keys())
+    array_path = tmp / "images.npy"
+    np.lib.format.open_memmap(array_path, "w+", np.uint8, (len(ids), size, size, 3)).flush()
+    t0 = time.perf_counter()
+    step = max(1, min(4096, -(-len(ids) // max(1, 4 * workers))))
+    jobs = [(store, ids[i : i + step], i, size, str(array_path)) for i in range(0, len(ids), step)]
+    corrupt: dict[str, str] = {}
+    if workers > 0:
+        with ProcessPoolExecutor(workers) as pool:
+            for part in pool.map(_decode_chunk, jobs):
+                corrupt.update(part)
+    else:
+        for job in jobs:
+            corrupt.update(_decode_chunk(job))
+    meta = {"size": size, "ids": ids, "corrupt": corrupt, "source": str(store.path)}
+    meta["build_seconds"] = round(time.perf_counter() - t0, 3)
+    (tmp / "meta.json").write_text(json.dumps(meta))
+    os.rename(tmp, cache_dir / key)  # atomic: the cache appears complete or not at all

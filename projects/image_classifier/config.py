@@ -35,7 +35,7 @@ class LoaderConfig:
     num_workers: int
     on_corrupt: str
     verify_images: bool
-    cache_images: bool
+    cache: bool  # decode every image once into paths.cache_dir at image_size (memory-mapped)
     sampling: SamplingConfig
     augment: AugmentConfig
 

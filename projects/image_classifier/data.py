@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -16,10 +17,12 @@ from shared.config import ConfigError
 from shared.datasets import isic2024 as isic
 from shared.errors import DataNotFoundError
 from shared.folds import FOLD_COLUMN
-from shared.images import CorruptImageError, HDF5ImageStore
+from shared.images import CorruptImageError, DecodedImageCache, HDF5ImageStore
 from shared.logging import get_logger
 
 log = get_logger(__name__)
+
+ImageSource = HDF5ImageStore | DecodedImageCache  # what LesionDataset reads from
 
 
 def build_transforms(aug: Any, image_size: int, train: bool) -> v2.Compose:
@@ -57,34 +60,28 @@ def eval_transform(image_size: int, mean: list[float], std: list[float]) -> v2.C
 
 
 class LesionDataset(Dataset):
-    """(image tensor, target) for each isic_id, decoded from the HDF5 store on access.
+    """(image tensor, target) for each isic_id, read from `images` on access.
 
-    With `cache=True` each decoded image is kept (as a uint8 tensor) after its first read:
-    worth it when the data set fits in memory (smoke data), pointless for 400k crops.
+    `images` is the HDF5 store (each read decodes a JPEG) or its `DecodedImageCache` (each read
+    is a memory-mapped SxSx3 uint8 slice, already resized to the training size); the
+    transform then runs on that uint8 image either way.
     """
 
     def __init__(
         self,
         ids: list[str],
         targets: np.ndarray,
-        store: HDF5ImageStore,
+        images: ImageSource,
         transform,
-        cache: bool = False,
     ):
         self.ids, self.targets = list(ids), np.asarray(targets, dtype=np.float32)
-        self.store, self.transform = store, transform
-        self._cache: dict[int, torch.Tensor] | None = {} if cache else None
+        self.images, self.transform = images, transform
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._cache is None:
-            img = v2.functional.to_image(self.store.read(self.ids[i]))
-        elif i in self._cache:
-            img = self._cache[i]
-        else:
-            img = self._cache[i] = v2.functional.to_image(self.store.read(self.ids[i]))
+        img = v2.functional.to_image(self.images.read(self.ids[i]))
         return self.transform(img), torch.tensor(self.targets[i])
 
 
@@ -187,22 +184,30 @@ def inner_split(frame: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
     return frame[isic.PATIENT].astype(str).isin(chosen).to_numpy()
 
 
-def check_images(frame: pd.DataFrame, store: HDF5ImageStore, on_corrupt: str) -> pd.DataFrame:
+def check_images(frame: pd.DataFrame, images: ImageSource, on_corrupt: str) -> pd.DataFrame:
     """Fail before training on ids missing from the HDF5; decode each image once.
 
     Corrupt images fail naming their id (`on_corrupt=fail`) or are dropped with a count
-    (`on_corrupt=skip`).
+    (`on_corrupt=skip`). With the decode cache the build has decoded every image already:
+    its record of corrupt ids is used instead of decoding again.
     """
-    missing = store.missing(frame[isic.ID])
+    if isinstance(images, DecodedImageCache):
+        missing = [i for i in frame[isic.ID] if i not in images.index]
+    else:
+        missing = images.missing(frame[isic.ID])
     if missing:
         raise KeyError(
-            f"{len(missing)} isic_id(s) of the metadata are missing from {store.path}: "
+            f"{len(missing)} isic_id(s) of the metadata are missing from {images_path(images)}: "
             f"{missing[:5]}"
         )
     bad = []
     for image_id in frame[isic.ID]:
         try:
-            store.read(image_id)
+            if isinstance(images, DecodedImageCache):
+                if image_id in images.corrupt:
+                    raise CorruptImageError(images.corrupt[image_id])
+            else:
+                images.read(image_id)
         except CorruptImageError:
             if on_corrupt == "fail":
                 raise
@@ -214,9 +219,18 @@ def check_images(frame: pd.DataFrame, store: HDF5ImageStore, on_corrupt: str) ->
     return frame
 
 
-def load_lesions(data_cfg: Any, loader_cfg: Any) -> tuple[pd.DataFrame, HDF5ImageStore]:
+def images_path(images: ImageSource) -> Path:
+    return images.path if isinstance(images, HDF5ImageStore) else images.folder
+
+
+def load_lesions(
+    data_cfg: Any, loader_cfg: Any, cache_dir: str | None = None
+) -> tuple[pd.DataFrame, HDF5ImageStore, ImageSource]:
     """`isic_id, patient_id, target, fold` of the training images, checked against the HDF5
-    store before any training (missing ids fail; corrupt JPEGs fail or are skipped)."""
+    store before any training (missing ids fail; corrupt JPEGs fail or are skipped), the
+    store, and what the datasets read: with `loader.cache` the store's decode cache at
+    `loader.image_size` in `cache_dir` (built on first use, by `loader.num_workers`
+    processes), else the store itself."""
     df = isic.load_training_frame(data_cfg)[[isic.ID, isic.PATIENT, isic.TARGET, FOLD_COLUMN]]
     _, h5 = isic.train_paths(data_cfg.dir)
     if not h5.is_file():
@@ -224,12 +238,20 @@ def load_lesions(data_cfg: Any, loader_cfg: Any) -> tuple[pd.DataFrame, HDF5Imag
             f"{isic.TRAIN_HDF5} not found in {h5.parent.resolve()}. {isic.HOW_TO_GET}"
         )
     store = HDF5ImageStore(h5)
-    if loader_cfg.verify_images:
-        return check_images(df, store, loader_cfg.on_corrupt), store
+    images: ImageSource = store
+    if loader_cfg.cache:
+        if cache_dir is None:
+            raise ConfigError("config key 'paths.cache_dir': needed with loader.cache=true")
+        images = DecodedImageCache.open_or_build(
+            store, loader_cfg.image_size, cache_dir, loader_cfg.num_workers
+        )
+        log.info("decode cache %s (%.1f MB)", images.folder, images.nbytes / 1e6)
+    if loader_cfg.verify_images or loader_cfg.cache:  # free with the cache: no decoding
+        return check_images(df, images, loader_cfg.on_corrupt), store, images
     missing = store.missing(df[isic.ID])
     if missing:
         raise KeyError(f"{len(missing)} isic_id(s) missing from {h5}: {missing[:5]}")
-    return df, store
+    return df, store, images
 
 
 class LesionDataModule(L.LightningDataModule):
@@ -244,7 +266,7 @@ class LesionDataModule(L.LightningDataModule):
         self,
         frame: pd.DataFrame,
         fold: int,
-        store: HDF5ImageStore,
+        images: ImageSource,
         cfg: Any,
         seed: int,
         selection: str,
@@ -252,7 +274,7 @@ class LesionDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         check_options("none", selection, inner_fraction)  # train.run checks at start-up too
-        self.cfg, self.store, self.seed = cfg, store, seed
+        self.cfg, self.images, self.seed = cfg, images, seed
         pool = frame[frame[FOLD_COLUMN] != fold].reset_index(drop=True)
         self.heldout_df = frame[frame[FOLD_COLUMN] == fold].reset_index(drop=True)
         if selection == "inner":
@@ -268,17 +290,16 @@ class LesionDataModule(L.LightningDataModule):
         return LesionDataset(
             df[isic.ID].tolist(),
             df[isic.TARGET].to_numpy(),
-            self.store,
+            self.images,
             t,
-            cache=self.cfg.cache_images,
         )
 
-    def _loader(self, ds: Dataset, **kw) -> DataLoader:
+    def _loader(self, ds: Dataset, persistent: bool = True, **kw) -> DataLoader:
         return DataLoader(
             ds,
             batch_size=self.cfg.batch_size,
             num_workers=self.cfg.num_workers,
-            persistent_workers=self.cfg.num_workers > 0,
+            persistent_workers=persistent and self.cfg.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
             **kw,
         )
@@ -296,6 +317,10 @@ class LesionDataModule(L.LightningDataModule):
     def heldout_dataset(self) -> LesionDataset:
         """Fold k with the evaluation transform: what the OOF scores are predicted on."""
         return self._dataset(self.heldout_df, False)
+
+    def heldout_dataloader(self) -> DataLoader:
+        """Fold k in order, read by `loader.num_workers` workers (one pass: not persistent)."""
+        return self._loader(self.heldout_dataset(), persistent=False, shuffle=False)
 
     def val_dataloader(self) -> list[DataLoader]:
         frames = [self.heldout_df] if self.select_df is None else [self.select_df, self.heldout_df]

@@ -12,9 +12,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from torch.utils.data import DataLoader
 
-from projects.image_classifier.data import LesionDataModule
+from projects.image_classifier.data import ImageSource, LesionDataModule
 from projects.image_classifier.model import LesionClassifier, predict_scores
 from projects.image_classifier.report import image_grid, write_csv_atomic
 from projects.image_classifier.state import RunState
@@ -23,7 +22,6 @@ from shared.config import to_dict
 from shared.datasets import isic2024 as isic
 from shared.device import select_device
 from shared.folds import FOLD_COLUMN
-from shared.images import HDF5ImageStore
 from shared.lightning import RestoreRNG, adamw_warmup_cosine, build_trainer, is_rank_zero
 from shared.logging import get_logger
 from shared.metrics import pauc_above_tpr, roc_auc
@@ -90,7 +88,7 @@ class LesionModule(L.LightningModule):
 def fit_fold(
     cfg: Any,
     frame: pd.DataFrame,
-    store: HDF5ImageStore,
+    images: ImageSource,
     k: int,
     fold_dir: Path,
     callbacks: list[Callback] | None,
@@ -105,7 +103,7 @@ def fit_fold(
     """
     seed_everything(cfg.seed + k, deterministic=False)  # a fold's result needs no other fold
     dm = LesionDataModule(
-        frame, k, store, cfg.loader, cfg.seed + k, cfg.cv.selection, cfg.cv.inner_fraction
+        frame, k, images, cfg.loader, cfg.seed + k, cfg.cv.selection, cfg.cv.inner_fraction
     )
     module = LesionModule(to_dict(cfg.model), to_dict(cfg.optim), cfg.cv.min_tpr, dm.val_names)
     inner = cfg.cv.selection == "inner"
@@ -129,7 +127,7 @@ def fit_fold(
     chosen = (ckpt if inner else latest).best_model_path
     epoch = torch.load(chosen, map_location="cpu", weights_only=False)["epoch"]
     best = LesionModule.load_from_checkpoint(chosen, map_location="cpu").model
-    loader = DataLoader(dm.heldout_dataset(), batch_size=cfg.loader.batch_size)
+    loader = dm.heldout_dataloader()  # loader.num_workers workers; cached images if on
     device = select_device(cfg.trainer.accelerator).torch_device
     scores = predict_scores(best, loader, cfg.cv.tta, device)
     y = dm.heldout_df[isic.TARGET].to_numpy()
@@ -142,7 +140,7 @@ def fit_fold(
             "n_inner_val": float(0 if dm.select_df is None else len(dm.select_df)),
         }
     )
-    tracking.get_mlflow().log_figure(image_grid(store, dm.heldout_df, scores), "val_images.png")
+    tracking.get_mlflow().log_figure(image_grid(images, dm.heldout_df, scores), "val_images.png")
     part = dm.heldout_df.assign(score=scores)[[isic.ID, FOLD_COLUMN, isic.TARGET, "score"]]
     write_csv_atomic(part, fold_dir / "oof.csv")
     return part, chosen
@@ -151,7 +149,7 @@ def fit_fold(
 def fit_folds(
     cfg: Any,
     frame: pd.DataFrame,
-    store: HDF5ImageStore,
+    images: ImageSource,
     folds: list[int],
     run_dir: Path,
     state: RunState,
@@ -178,7 +176,7 @@ def fit_folds(
                 if frun is not None:
                     fs["run_id"] = frun.info.run_id
                     state.save()
-                part, fs["best_checkpoint"] = fit_fold(cfg, frame, store, k, fold_dir, callbacks)
+                part, fs["best_checkpoint"] = fit_fold(cfg, frame, images, k, fold_dir, callbacks)
             if not is_rank_zero():
                 continue
             fs.update(done=True, roc_auc=roc_auc(part[isic.TARGET], part["score"]))

@@ -13,11 +13,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from shared.datasets import isic2024 as isic  # noqa: E402
-from shared.images import HDF5ImageStore  # noqa: E402
+from shared.images import DecodedImageCache, HDF5ImageStore  # noqa: E402
 
 
-def image_grid(store: HDF5ImageStore, frame: pd.DataFrame, scores: np.ndarray, n: int = 16):
-    """The highest-scored validation images and every positive, titled with score and label."""
+def image_grid(
+    store: HDF5ImageStore | DecodedImageCache, frame: pd.DataFrame, scores: np.ndarray, n: int = 16
+):
+    """The highest-scored validation images and every positive, titled with score and label
+    (as the model saw them: SxS when read from the decode cache)."""
     order = np.argsort(-scores)
     pos = np.flatnonzero(frame[isic.TARGET].to_numpy() == 1)
     pick = list(dict.fromkeys([*order[: n // 2], *pos[: n // 2], *order[-(n // 4) :]]))[:n]

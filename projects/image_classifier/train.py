@@ -40,7 +40,7 @@ def run(raw_cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[st
     run_dir = resolve_run_dir(cfg.run_dir, cfg.paths.output_dir, "image_classifier")
     scan_root = None if cfg.run_dir else Path(cfg.paths.output_dir) / "image_classifier"
     state = open_state(run_dir, to_dict(cfg), cfg.resume, scan_root)
-    frame, store = load_lesions(cfg.data, cfg.loader)
+    frame, store, images = load_lesions(cfg.data, cfg.loader, cfg.paths.cache_dir)
     all_folds = sorted(int(k) for k in frame[FOLD_COLUMN].unique())
     folds = list(cfg.cv.folds) if cfg.cv.folds is not None else all_folds
     partial = cfg.partial or set(folds) != set(all_folds)  # no shared OOF file, no registry
@@ -66,7 +66,7 @@ def run(raw_cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[st
                 }
             )
         parts, fold_aucs, best_paths = fit_folds(
-            cfg, frame, store, folds, run_dir, state, callbacks
+            cfg, frame, images, folds, run_dir, state, callbacks
         )
         if run is None:  # DDP worker: rank 0 writes and logs the results
             return {}

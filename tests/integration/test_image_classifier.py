@@ -79,7 +79,7 @@ def test_the_chosen_epoch_never_depends_on_the_scored_fold(tiny, tmp_path, selec
     """Permuting fold 0's labels changes nothing about which weights score fold 0."""
     raw = tiny("image_classifier", "trainer.max_epochs=3", f"cv.selection={selection}")
     cfg = validate(raw, ImageClassifierConfig)
-    frame, store = load_lesions(cfg.data, cfg.loader)
+    frame, _, images = load_lesions(cfg.data, cfg.loader, cfg.paths.cache_dir)
     heldout = frame["fold"] == 0
     shuffled = frame.copy()
     rng = np.random.default_rng(0)
@@ -89,7 +89,7 @@ def test_the_chosen_epoch_never_depends_on_the_scored_fold(tiny, tmp_path, selec
     for name, df in (("true", frame), ("permuted", shuffled)):
         seed_everything(cfg.seed)
         with tracking.start_run("image_classifier", run_name=f"select-{name}"):
-            _, path = fit_fold(cfg, df, store, 0, tmp_path / name, None)
+            _, path = fit_fold(cfg, df, images, 0, tmp_path / name, None)
         chosen.append(torch.load(path, map_location="cpu", weights_only=False))
     (a, b) = chosen
     assert a["epoch"] == b["epoch"]

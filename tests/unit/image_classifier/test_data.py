@@ -9,8 +9,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from projects.image_classifier.config import AugmentConfig, SamplingConfig
+from projects.image_classifier.config import AugmentConfig, LoaderConfig, SamplingConfig
 from projects.image_classifier.data import (
+    LesionDataModule,
     LesionDataset,
     NegativeSubsampler,
     build_transforms,
@@ -20,7 +21,7 @@ from projects.image_classifier.data import (
     make_sampler,
 )
 from shared.config import ConfigError, validate
-from shared.images import CorruptImageError, HDF5ImageStore
+from shared.images import CorruptImageError, DecodedImageCache, HDF5ImageStore
 from tests.conftest import REPO
 
 LOADER_YAML = REPO / "configs/image_classifier/loader/default.yaml"
@@ -44,13 +45,12 @@ def _aug():
 def test_dataset_decodes_real_hdf5_jpeg_bytes(tmp_path):
     store = _store(tmp_path, ["ISIC_1", "ISIC_2"])
     aug = _aug()
-    for cache in (False, True):
+    for images in (store, DecodedImageCache.open_or_build(store, 32, tmp_path / "cache")):
         ds = LesionDataset(
             ["ISIC_1", "ISIC_2"],
             np.array([0, 1]),
-            store,
+            images,
             build_transforms(aug, 32, train=True),
-            cache=cache,
         )
         x, y = ds[1]
         assert x.shape == (3, 32, 32) and x.dtype.is_floating_point and y.item() == 1.0
@@ -145,18 +145,41 @@ def test_a_bad_sampling_or_selection_value_fails_naming_the_key(options, key):
         check_options(*options)
 
 
-def test_ids_missing_from_the_hdf5_fail_before_training(tmp_path):
+def _source(store, cached, tmp_path):
+    """The store itself, or its decode cache (the checks must hold for both)."""
+    return DecodedImageCache.open_or_build(store, 16, tmp_path / "cache") if cached else store
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_ids_missing_from_the_hdf5_fail_before_training(tmp_path, cached):
     store = _store(tmp_path, ["ISIC_1"])
     frame = pd.DataFrame({"isic_id": ["ISIC_1", "ISIC_7", "ISIC_8"], "target": [0, 0, 1]})
     with pytest.raises(KeyError, match=r"2 isic_id\(s\).*ISIC_7"):
-        check_images(frame, store, "fail")
+        check_images(frame, _source(store, cached, tmp_path), "fail")
 
 
-def test_corrupt_jpeg_fails_naming_it_or_is_skipped_with_a_count(tmp_path):
+@pytest.mark.parametrize("cached", [False, True])
+def test_corrupt_jpeg_fails_naming_it_or_is_skipped_with_a_count(tmp_path, cached):
     store = _store(tmp_path, ["ISIC_1", "ISIC_2", "ISIC_3"], corrupt={"ISIC_2"})
+    images = _source(store, cached, tmp_path)
     frame = pd.DataFrame({"isic_id": ["ISIC_1", "ISIC_2", "ISIC_3"], "target": [0, 1, 0]})
     with pytest.raises(CorruptImageError, match="ISIC_2"):
-        check_images(frame, store, "fail")
-    kept = check_images(frame, store, "skip")
+        check_images(frame, images, "fail")
+    kept = check_images(frame, images, "skip")
     assert kept["isic_id"].tolist() == ["ISIC_1", "ISIC_3"]
     assert kept.attrs["n_corrupt_skipped"] == 1
+
+
+def test_oof_prediction_reads_the_scored_fold_with_the_loader_workers(tmp_path):
+    """OOF scoring (3x TTA over ~80k images per fold at full size) is not single-process."""
+    ids = [f"ISIC_{i}" for i in range(12)]
+    images = DecodedImageCache.open_or_build(_store(tmp_path, ids), 16, tmp_path / "cache")
+    frame = pd.DataFrame(
+        {"isic_id": ids, "patient_id": ids, "target": [0, 1] * 6, "fold": [0, 1, 2] * 4}
+    )
+    cfg = validate(OmegaConf.merge(OmegaConf.load(LOADER_YAML), {"num_workers": 3}), LoaderConfig)
+    dm = LesionDataModule(frame, 0, images, cfg, seed=0, selection="fixed", inner_fraction=0.2)
+    loader = dm.heldout_dataloader()
+    assert loader.num_workers == 3 and not loader.persistent_workers
+    assert loader.dataset.images is images and len(loader.dataset) == 4
+    assert loader.dataset.ids == dm.heldout_df["isic_id"].tolist()  # in order, not shuffled
