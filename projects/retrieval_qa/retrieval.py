@@ -176,7 +176,7 @@ class DenseIndex:
     ) -> np.ndarray:
         """Embed `(first id, texts)` batches into a float16 `.npy` memmap of shape (n, dim) at
         `path`; more than one device starts sentence-transformers' multi-process pool."""
-        dim = self.encoder.get_sentence_embedding_dimension()
+        dim = self.encoder.get_embedding_dimension()
         out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(n, dim))
         pool = self.encoder.start_multi_process_pool(list(devices)) if len(devices) > 1 else None
         try:
