@@ -78,6 +78,7 @@ class ReaderConfig:
 class RetrievalQAConfig:
     seed: int
     cache_dir: str
+    index_store: str
     paths: PathsConfig
     tracking: TrackingConfig
     data: DataConfig

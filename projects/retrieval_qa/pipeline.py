@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,6 +174,32 @@ class QAPipeline:
             meta["context_passages"],
             meta["max_length"],
         )
+
+
+def publish_index(stages: dict[str, str], store: str | Path) -> tuple[dict[str, str], list[str]]:
+    """Stage folders (`<stage>-<content hash>`) copied into the shared index `store` once per
+    hash: a folder already there is reused, never copied again, and a copy lands under a
+    temporary name renamed into place, so a reader never sees half an index. Returns the
+    stages' paths in the store and the names actually copied (none when store = cache)."""
+    store = Path(store)
+    store.mkdir(parents=True, exist_ok=True)
+    out, copied = {}, []
+    for stage, src in stages.items():
+        dst = store / Path(src).name
+        if Path(src).resolve() != dst.resolve() and not dst.is_dir():
+            tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=store))
+            try:
+                shutil.copytree(src, tmp, dirs_exist_ok=True)
+                try:
+                    os.rename(tmp, dst)
+                    copied.append(dst.name)
+                except OSError:  # another run published the same hash first: keep theirs
+                    if not dst.is_dir():
+                        raise
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        out[stage] = str(dst)
+    return out, copied
 
 
 def cache_inputs(cfg: Any) -> dict[str, Any]:
