@@ -172,7 +172,7 @@ def main() -> None:
             found = dense.search_vectors(queries[: args.recall_queries], args.k)
             recall = np.mean([len(set(a) & set(b)) / args.k for a, b in zip(found, truth)])
             lat = latencies_ms(dense, queries[: args.queries], args.k)
-            settings = f"nlist {nlist}, nprobe {args.nprobe}" if "ivf" in kind else ""
+            settings = f"nlist {nlist}, nprobe {args.nprobe}" if "ivf" in kind else "exact"
             if kind == "ivfpq":
                 settings += f", {args.pq_m} B/vector, re-rank {args.k * args.rerank}"
             if kind == "hnsw":
