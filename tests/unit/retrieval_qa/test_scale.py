@@ -139,7 +139,10 @@ def test_publishing_copies_each_hash_once_and_a_missing_store_names_the_path(
     shared = tmp_path / "shared-store"
     stages, copied = publish_index(retriever.stages, shared)
     assert len(copied) == 3 and all(p.startswith(str(shared)) for p in stages.values())
-    assert publish_index(retriever.stages, shared)[1] == []  # same hashes: nothing copied
+    calls = []
+    monkeypatch.setattr("shutil.copytree", lambda *a, **k: calls.append(a))
+    assert publish_index(retriever.stages, shared)[1] == [] and calls == []  # same hashes
+    monkeypatch.undo()
     published = Retriever(
         *[getattr(retriever, f) for f in ("passages", "dense", "sparse")],
         retriever.candidates,
