@@ -33,6 +33,7 @@ from benchmarks._util import report  # noqa: E402
 from projects.retrieval_qa.retrieval import (  # noqa: E402
     VECTORS_FILE,
     DenseIndex,
+    SparseIndex,
 )
 
 
@@ -120,12 +121,20 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=65536)
     parser.add_argument("--workdir", default=None, help="where the float16 vectors go")
     parser.add_argument("--embed", type=int, default=0, help="passages to embed (0 = skip)")
+    parser.add_argument(
+        "--bm25", action="store_true", help="the BM25 index instead (run it as its own process)"
+    )
+    parser.add_argument("--words", type=int, default=40, help="bm25: words a passage")
     parser.add_argument("--devices", default="", help="embedding devices, e.g. cuda:0,cuda:1")
     args = parser.parse_args()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="rq-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     gen = Generator(args.dim, args.clusters, args.rank)
     queries = gen.sample(max(args.queries, args.recall_queries), seed=0)
+    if args.bm25:
+        for n in (int(s) for s in args.sizes.split(",")):
+            bm25_figures(n, args.words, args.queries, args.k, args.chunk)
+        return
     sizes = [0] if args.vectors else [int(s) for s in args.sizes.split(",")]
     for n in sizes:
         path = workdir / f"{n}-{VECTORS_FILE}"
@@ -201,6 +210,40 @@ def main() -> None:
             path.unlink()
     if args.embed:
         embed_throughput(args.embed, workdir, [d for d in args.devices.split(",") if d])
+
+
+def bm25_figures(n: int, words: int, n_queries: int, k: int, chunk: int) -> None:
+    """Build time, peak RSS and single-query latency of the project's `SparseIndex` over `n`
+    generated passages of `words` Zipf-distributed words (a 200k-word vocabulary)."""
+    rng = np.random.default_rng(0)
+    vocab = np.array([f"w{i}" for i in range(200_000)])
+
+    def passages(count: int, size: int):
+        for start in range(0, count, size):
+            ids = np.minimum(rng.zipf(1.2, (min(size, count - start), words)), len(vocab)) - 1
+            yield [" ".join(vocab[row]) for row in ids]
+
+    t0 = time.perf_counter()
+    sparse = SparseIndex().build_batches(passages(n, chunk))
+    build = time.perf_counter() - t0
+    queries = next(passages(n_queries, n_queries))
+    lat = np.empty(n_queries)
+    for i, q in enumerate(queries):
+        t1 = time.perf_counter()
+        sparse.search([" ".join(q.split()[:12])], k)
+        lat[i] = time.perf_counter() - t1
+    lat *= 1000
+    report(
+        f"BM25 at {n:,} generated passages ({words} words each)",
+        [
+            ("build", f"{build:.1f} s ({n / build:,.0f} passages/s)"),
+            ("peak RSS", f"{peak_rss_gib():.2f} GiB"),
+            (
+                "query p50 / p95 (1 query)",
+                f"{np.median(lat):.2f} / {np.percentile(lat, 95):.2f} ms",
+            ),
+        ],
+    )
 
 
 def embed_throughput(n: int, workdir: Path, devices: list[str]) -> None:

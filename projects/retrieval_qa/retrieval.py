@@ -307,6 +307,23 @@ def build_faiss_index(
     return index
 
 
+class TokenIds(Sequence):
+    """Every passage's word ids as one flat int32 array plus offsets (4 bytes a token), read
+    by bm25s as a sequence of per-passage arrays: millions of small arrays or lists would
+    cost ~100 bytes of object overhead each."""
+
+    def __init__(self, flat: np.ndarray, offsets: np.ndarray) -> None:
+        self.flat, self.offsets = flat, offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i):  # noqa: ANN001 (int, as bm25s uses it)
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self.flat[self.offsets[i] : self.offsets[i + 1]]
+
+
 class SparseIndex:
     """BM25 over lower-cased word tokens with English stop words removed (bm25s), tokenised to
     integer ids chunk by chunk (no per-corpus lists of strings) and loaded memory-mapped."""
@@ -325,15 +342,19 @@ class SparseIndex:
     def build_batches(self, batches: Iterable[Sequence[str]]) -> SparseIndex:
         """Index text batches in order; each passage keeps only an int32 array of word ids."""
         import bm25s
+        from bm25s.tokenization import Tokenized
 
-        ids: list[np.ndarray] = []
+        flat, ends = [], [np.zeros(1, np.int64)]
         for texts in batches:
             out = self.tokenizer.tokenize(
                 list(texts), update_vocab=True, return_as="ids", show_progress=False
             )
-            ids += [np.asarray(doc, dtype=np.int32) for doc in out]
+            flat += [np.fromiter((t for doc in out for t in doc), np.int32)]
+            ends.append(ends[-1][-1] + np.cumsum([len(doc) for doc in out], dtype=np.int64))
+        docs = TokenIds(np.concatenate(flat), np.concatenate(ends))
         self.bm25 = bm25s.BM25(k1=self.k1, b=self.b)
-        self.bm25.index((ids, self.tokenizer.get_vocab_dict()), show_progress=False)
+        vocab = self.tokenizer.get_vocab_dict()
+        self.bm25.index(Tokenized(ids=docs, vocab=vocab), show_progress=False)
         return self
 
     def build(self, texts: Sequence[str]) -> SparseIndex:
