@@ -25,6 +25,7 @@ class DataConfig:
     test_file: str
     extra_train: list[str]
     val_fraction: float
+    corpus_batch_rows: int
     generate: bool
     synthetic: SyntheticConfig | None
 
@@ -51,6 +52,12 @@ class RetrieverConfig:
     nprobe: int
     hnsw_m: int
     ef_search: int
+    pq_m: int
+    rerank: int
+    exact_below: int
+    train_sample: int
+    encode_chunk: int
+    devices: list[str] | None
     bm25: BM25Config
     candidates: int
     weights: dict[str, float]
@@ -71,6 +78,7 @@ class ReaderConfig:
 class RetrievalQAConfig:
     seed: int
     cache_dir: str
+    index_store: str
     paths: PathsConfig
     tracking: TrackingConfig
     data: DataConfig

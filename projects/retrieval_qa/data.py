@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,23 +70,45 @@ def read_questions(path: str | Path, require_answer: bool) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def read_corpus(corpus_dir: str | Path) -> pd.DataFrame:
-    """Every parquet file under `corpus_dir` -> `title, text` (extra columns ignored)."""
+def corpus_files(corpus_dir: str | Path) -> list[Path]:
+    """The corpus's parquet files, sorted (the passage order), each checked for its columns."""
+    import pyarrow.parquet as pq
+
     root = require_dir(corpus_dir, "retrieval corpus folder", HOW_TO_GET)
     files = sorted(root.rglob("*.parquet"))
     if not files:
         raise ValueError(f"corpus folder {root.resolve()} holds no .parquet files. {HOW_TO_GET}")
-    frames = []
     for f in files:
-        part = pd.read_parquet(f)
-        if not {"title", "text"} <= set(part.columns):
+        if not {"title", "text"} <= set(pq.ParquetFile(f).schema_arrow.names):
             raise ValueError(f"{f} lacks the 'title' and 'text' columns")
-        frames.append(part[["title", "text"]])
-    corpus = pd.concat(frames, ignore_index=True).dropna(subset=["text"])
-    corpus = corpus[corpus["text"].str.strip() != ""].reset_index(drop=True)
-    if corpus.empty:
+    return files
+
+
+def iter_corpus(corpus_dir: str | Path, batch_rows: int = 65536) -> Iterator[pd.DataFrame]:
+    """`title, text` frames of at most `batch_rows` articles, read by parquet row groups
+    (only those two columns), so memory follows the batch, not the corpus; rows without text
+    are dropped. A corpus with no text at all fails once every file has been read."""
+    import pyarrow.parquet as pq
+
+    root = Path(corpus_dir)
+    seen = False
+    for f in corpus_files(root):
+        for batch in pq.ParquetFile(f).iter_batches(
+            batch_size=batch_rows, columns=["title", "text"]
+        ):
+            part = batch.to_pandas().dropna(subset=["text"])
+            part = part[part["text"].astype(str).str.strip() != ""]
+            if len(part):
+                seen = True
+                yield part.reset_index(drop=True)
+    if not seen:
         raise ValueError(f"corpus under {root.resolve()} is empty: no row has any text")
-    return corpus
+
+
+def read_corpus(corpus_dir: str | Path) -> pd.DataFrame:
+    """Every parquet file under `corpus_dir` -> one `title, text` frame (small corpora; the
+    index build streams `iter_corpus` instead)."""
+    return pd.concat(list(iter_corpus(corpus_dir)), ignore_index=True)
 
 
 def question_query(row: pd.Series) -> str:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,32 +16,45 @@ import numpy as np
 import pandas as pd
 
 from projects.retrieval_qa import chunking
-from projects.retrieval_qa.chunking import build_passages
-from projects.retrieval_qa.data import check_questions, question_query, read_corpus
+from projects.retrieval_qa.chunking import PassageStore, iter_passages, passage_column
+from projects.retrieval_qa.data import check_questions, iter_corpus, question_query
 from projects.retrieval_qa.model import encode, ranked_letters, score_options
 from projects.retrieval_qa.retrieval import (
+    VECTORS_FILE,
     DenseIndex,
     SparseIndex,
     cache_keys,
     cached_stage,
+    encode_devices,
     reciprocal_rank_fusion,
     stage_dir,
 )
 from shared.config import to_dict
+from shared.errors import DataNotFoundError
 from shared.models import content_hash, model_fingerprint
 from shared.tracking import data_fingerprint
+
+INDEX_STORE_ENV = "RETRIEVAL_QA_INDEX_STORE"
+STAGES = ("passages", "dense", "bm25")
+
+
+class IndexNotFoundError(DataNotFoundError):
+    """A registered model's index (named by content hash) is not in the index store."""
 
 
 @dataclass
 class Retriever:
-    """Passages + both indexes + fusion settings."""
+    """Passages + both indexes + fusion settings. `stages` names the index-store folders
+    (`<stage>-<content hash>`) it was loaded from: a saved retriever is a small manifest that
+    points there, not a copy of gigabytes of passages and indexes."""
 
-    passages: pd.DataFrame
+    passages: pd.DataFrame | PassageStore
     dense: DenseIndex
     sparse: SparseIndex
     candidates: int
     weights: dict[str, float]
     rrf_k: float
+    stages: dict[str, str] | None = None
 
     def rankings(self, queries: list[str]) -> dict[str, np.ndarray]:
         """Passage indices per method (`dense`, `sparse`, `hybrid`), best first."""
@@ -53,42 +69,67 @@ class Retriever:
         return {"dense": dense, "sparse": sparse, "hybrid": hybrid}
 
     def contexts(self, ranking: np.ndarray, k: int) -> list[str]:
-        texts = self.passages["text"].to_numpy()
-        return [" ".join(texts[p] for p in row[:k] if p >= 0) for row in ranking]
+        return [
+            " ".join(passage_column(self.passages, "text", [int(p) for p in row[:k] if p >= 0]))
+            for row in ranking
+        ]
 
     def save(self, folder: Path) -> None:
+        """`retriever.json`: settings plus the manifest (index store, stage folders by hash)."""
+        if not self.stages:
+            raise ValueError("only a retriever built by build_retriever (in a store) is saved")
         folder.mkdir(parents=True, exist_ok=True)
-        self.passages.to_parquet(folder / "passages.parquet", index=False)
-        self.dense.save(folder)
-        self.sparse.save(folder)
-        (folder / "retriever.json").write_text(
-            json.dumps(
-                {
-                    "encoder": self.dense.encoder_name,
-                    "index_type": self.dense.index_type,
-                    "nprobe": self.dense.nprobe,
-                    "ef_search": self.dense.ef_search,
-                    "candidates": self.candidates,
-                    "weights": self.weights,
-                    "rrf_k": self.rrf_k,
-                },
-                indent=1,
-            )
-        )
+        store = {Path(p).parent for p in self.stages.values()}
+        if len(store) != 1:
+            raise ValueError(f"the retriever's stages are in several folders: {sorted(store)}")
+        manifest = {
+            "index_store": str(store.pop().resolve()),
+            "stages": {s: Path(p).name for s, p in self.stages.items()},
+        }
+        meta = {
+            "encoder": self.dense.encoder_name,
+            "index_type": self.dense.index_type,
+            "nprobe": self.dense.nprobe,
+            "ef_search": self.dense.ef_search,
+            "rerank": self.dense.rerank,
+            "k1": self.sparse.k1,
+            "b": self.sparse.b,
+            "candidates": self.candidates,
+            "weights": self.weights,
+            "rrf_k": self.rrf_k,
+        }
+        (folder / "retriever.json").write_text(json.dumps({**meta, **manifest}, indent=1))
 
     @classmethod
     def load(cls, folder: Path) -> Retriever:
+        """The retriever a manifest names, from `$RETRIEVAL_QA_INDEX_STORE` when set (a serving
+        machine with the store elsewhere), else the store path recorded at training."""
         meta = json.loads((folder / "retriever.json").read_text())
+        store = Path(os.environ.get(INDEX_STORE_ENV) or meta["index_store"])
+        stages = {s: store / name for s, name in meta["stages"].items()}
+        missing = [str(p) for p in stages.values() if not p.is_dir()]
+        if missing:
+            raise IndexNotFoundError(
+                f"the model's index is not in the index store: missing {', '.join(missing)}. "
+                f"Copy those folders (named by content hash) from the training machine's "
+                f"store ({meta['index_store']}) into {store}, or set {INDEX_STORE_ENV} to a "
+                "folder that holds them."
+            )
         dense = DenseIndex(
-            meta["encoder"], meta["index_type"], nprobe=meta["nprobe"], ef_search=meta["ef_search"]
-        ).load(folder)
+            meta["encoder"],
+            meta["index_type"],
+            nprobe=meta["nprobe"],
+            ef_search=meta["ef_search"],
+            rerank=meta["rerank"],
+        ).load(stages["dense"])
         return cls(
-            pd.read_parquet(folder / "passages.parquet"),
+            PassageStore(stages["passages"]),
             dense,
-            SparseIndex().load(folder),
+            SparseIndex(meta["k1"], meta["b"]).load(stages["bm25"]),
             meta["candidates"],
             meta["weights"],
             meta["rrf_k"],
+            {s: str(p) for s, p in stages.items()},
         )
 
 
@@ -135,52 +176,90 @@ class QAPipeline:
         )
 
 
+def publish_index(stages: dict[str, str], store: str | Path) -> tuple[dict[str, str], list[str]]:
+    """Stage folders (`<stage>-<content hash>`) copied into the shared index `store` once per
+    hash: a folder already there is reused, never copied again, and a copy lands under a
+    temporary name renamed into place, so a reader never sees half an index. Returns the
+    stages' paths in the store and the names actually copied (none when store = cache)."""
+    store = Path(store)
+    store.mkdir(parents=True, exist_ok=True)
+    out, copied = {}, []
+    for stage, src in stages.items():
+        dst = store / Path(src).name
+        if Path(src).resolve() != dst.resolve() and not dst.is_dir():
+            tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=store))
+            try:
+                shutil.copytree(src, tmp, dirs_exist_ok=True)
+                try:
+                    os.rename(tmp, dst)
+                    copied.append(dst.name)
+                except OSError:  # another run published the same hash first: keep theirs
+                    if not dst.is_dir():
+                        raise
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        out[stage] = str(dst)
+    return out, copied
+
+
 def cache_inputs(cfg: Any) -> dict[str, Any]:
     """Everything that shapes the cached passages and indexes (`retrieval.cache_keys`)."""
     r = cfg.retriever
+    dense_keys = ("index", "nlist", "hnsw_m", "pq_m", "exact_below", "train_sample")
     return {
         "corpus_fingerprint": data_fingerprint([cfg.data.corpus_dir]),
         "chunking": to_dict(cfg.chunking),
         "chunking_code": content_hash(chunking.__file__),
         "encoder_fingerprint": model_fingerprint(r.encoder),
-        "dense": {"encoder": r.encoder, "index": r.index, "nlist": r.nlist, "hnsw_m": r.hnsw_m},
+        "dense": {"encoder": r.encoder, **{k: getattr(r, k) for k in dense_keys}},
         "bm25": to_dict(r.bm25),
         "bm25s_version": importlib.metadata.version("bm25s"),
     }
 
 
 def build_retriever(cfg: Any) -> tuple[Retriever, dict]:
-    """Passages, dense and sparse indexes, each rebuilt only when its inputs' hash changed."""
+    """Passages, dense and sparse indexes in the index store (`cache_dir`), each rebuilt only
+    when its inputs' hash changed. Everything streams: articles by parquet row group, passages
+    to a memory-mapped store, embeddings chunk by chunk to a float16 memmap, FAISS from it."""
     inputs = cache_inputs(cfg)
     keys = cache_keys(**inputs)
     stats: dict = {"corpus_fingerprint": inputs["corpus_fingerprint"], "cache_keys": keys}
     c, r = cfg.chunking, cfg.retriever
 
-    def make_passages(folder: Path) -> pd.DataFrame:
-        corpus = read_corpus(cfg.data.corpus_dir)
-        stats["n_articles"] = len(corpus)
-        passages = build_passages(corpus, c.sentences, c.stride, c.max_chars)
-        passages.to_parquet(folder / "passages.parquet", index=False)
-        return passages
+    def make_passages(folder: Path) -> PassageStore:
+        articles = iter_corpus(cfg.data.corpus_dir, cfg.data.corpus_batch_rows)
+        PassageStore.write(folder, iter_passages(articles, c.sentences, c.stride, c.max_chars))
+        return PassageStore(folder)
 
     passages, stats["passages_cached"] = cached_stage(
-        cfg.cache_dir,
-        "passages",
-        keys["passages"],
-        make_passages,
-        lambda folder: pd.read_parquet(folder / "passages.parquet"),
+        cfg.cache_dir, "passages", keys["passages"], make_passages, PassageStore
     )
-    texts = passages["text"].tolist()
 
     def dense_index() -> DenseIndex:
         return DenseIndex(
-            r.encoder, r.index, r.nlist, r.nprobe, r.hnsw_m, r.batch_size, ef_search=r.ef_search
+            r.encoder,
+            r.index,
+            r.nlist,
+            r.nprobe,
+            r.hnsw_m,
+            r.batch_size,
+            ef_search=r.ef_search,
+            pq_m=r.pq_m,
+            rerank=r.rerank,
+            exact_below=r.exact_below,
+            train_sample=r.train_sample,
         )
 
     def make_dense(folder: Path) -> DenseIndex:
         t0 = time.perf_counter()
-        dense = dense_index().build(texts)
-        stats["dense_build_passages_per_s"] = len(texts) / (time.perf_counter() - t0)
+        dense = dense_index()
+        devices = encode_devices(r.devices)
+        dense.encode_to_file(
+            passages.batches(r.encode_chunk), len(passages), folder / VECTORS_FILE, devices
+        )
+        stats["dense_encode_devices"] = devices or ["default"]
+        dense.build_from_file(folder / VECTORS_FILE)
+        stats["dense_build_passages_per_s"] = len(passages) / (time.perf_counter() - t0)
         dense.save(folder)
         return dense
 
@@ -189,7 +268,8 @@ def build_retriever(cfg: Any) -> tuple[Retriever, dict]:
     )
 
     def make_sparse(folder: Path) -> SparseIndex:
-        sparse = SparseIndex(r.bm25.k1, r.bm25.b).build(texts)
+        texts = (t for _, t in passages.batches(r.encode_chunk))
+        sparse = SparseIndex(r.bm25.k1, r.bm25.b).build_batches(texts)
         sparse.save(folder)
         return sparse
 
@@ -200,13 +280,12 @@ def build_retriever(cfg: Any) -> tuple[Retriever, dict]:
         make_sparse,
         lambda f: SparseIndex(r.bm25.k1, r.bm25.b).load(f),
     )
+    stages = {s: str(stage_dir(cfg.cache_dir, s, keys[s])) for s in STAGES}
     stats.update(
         n_passages=len(passages),
-        index_type=r.index,
+        index_type=dense.index_type,
         dim=dense.index.d,
-        cache_dirs=[
-            str(stage_dir(cfg.cache_dir, s, keys[s])) for s in ("passages", "dense", "bm25")
-        ],
+        cache_dirs=list(stages.values()),
     )
-    retriever = Retriever(passages, dense, sparse, r.candidates, dict(r.weights), r.rrf_k)
+    retriever = Retriever(passages, dense, sparse, r.candidates, dict(r.weights), r.rrf_k, stages)
     return retriever, stats

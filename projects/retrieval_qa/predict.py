@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from projects.retrieval_qa.chunking import passage_column
 from projects.retrieval_qa.data import LETTERS, BadQuestionError, read_questions
 from shared.cli import expected_errors
 from shared.tracking import load_registered_model
@@ -44,7 +45,7 @@ def answer(prompt: str, options: list[str], model_uri: str = DEFAULT_MODEL) -> s
     lines = [f"Q: {prompt}"]
     lines += [f"  {i + 1}. {letter}: {q.iloc[0][letter]}" for i, letter in enumerate(ranked[0])]
     lines.append("Passages used:")
-    lines += [f"  {passages.text.iloc[p]}" for p in used[0]]  # the text starts with its title
+    lines += [f"  {t}" for t in passage_column(passages, "text", used[0])]  # starts with title
     return "\n".join(lines)
 
 

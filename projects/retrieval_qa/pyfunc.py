@@ -34,7 +34,9 @@ class Question(BaseModel):
 
 
 class RetrievalQAModel(mlflow.pyfunc.PythonModel):
-    """Carries the passages, both indexes, the retriever settings and the fine-tuned reader."""
+    """Carries the fine-tuned reader, the retriever settings and a manifest naming the passages
+    and both indexes by content hash in the shared index store (`pipeline.Retriever.load`:
+    `$RETRIEVAL_QA_INDEX_STORE` or the recorded store; a missing one fails naming the path)."""
 
     def load_context(self, context) -> None:
         self.pipeline = QAPipeline.load(Path(context.artifacts["bundle"]))

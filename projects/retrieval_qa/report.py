@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from projects.retrieval_qa.chunking import PassageStore, passage_column
 from projects.retrieval_qa.data import LETTERS
 
 
@@ -11,7 +12,7 @@ def samples_markdown(
     questions: pd.DataFrame,
     ranked: list[list[str]],
     used: list[list[int]],
-    passages: pd.DataFrame,
+    passages: pd.DataFrame | PassageStore,
     n: int = 10,
 ) -> str:
     """Markdown: each question, its options, the ranked letters and the passages read."""
@@ -22,6 +23,6 @@ def samples_markdown(
         lines += [f"- {c}: {q[c]}" for c in LETTERS]
         truth = f" (answer: {q['answer']})" if "answer" in q else ""
         lines.append(f"\n**prediction:** {' '.join(ranked[i])}{truth}\n")
-        for p in used[i]:
-            lines.append(f"> {passages.text.iloc[p]}\n")  # the text starts with its title
+        for text in passage_column(passages, "text", used[i]):
+            lines.append(f"> {text}\n")  # the text starts with its title
     return "\n".join(lines)

@@ -14,13 +14,14 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
+from projects.retrieval_qa.chunking import PassageStore, passage_column
 from shared.device import select_device
 from shared.logging import get_logger
 from shared.models import resolve_model_path
@@ -28,7 +29,7 @@ from shared.models import resolve_model_path
 log = get_logger(__name__)
 T = TypeVar("T")
 # How SparseIndex turns text into BM25 terms; part of the BM25 cache key.
-SPARSE_TOKENIZER = "bm25s.tokenize(stopwords=en, lower)"
+SPARSE_TOKENIZER = "bm25s.tokenization.Tokenizer(stopwords=en, lower) ids"
 
 
 def content_key(*parts: Any) -> str:
@@ -91,8 +92,27 @@ def cached_stage(
     return result, False
 
 
+# The index kinds that keep only compressed codes: their candidates are re-scored exactly from
+# the float16 vectors on disk (`DenseIndex.rerank`).
+COMPRESSED = ("ivfpq",)
+VECTORS_FILE = "vectors.f16.npy"
+
+
+def encode_devices(devices: Sequence[str] | None) -> list[str]:
+    """The devices corpus embedding is spread over: `devices` as given, else every visible GPU
+    when there are several; [] means one process on the default device."""
+    if devices:
+        return list(devices)
+    import torch
+
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return [f"cuda:{i}" for i in range(n)] if n > 1 else []
+
+
 class DenseIndex:
-    """Normalised sentence embeddings in FAISS (inner product = cosine)."""
+    """Normalised sentence embeddings in FAISS (inner product = cosine). At scale the corpus is
+    encoded chunk by chunk into a float16 memory-mapped file (`encode_to_file`), and the FAISS
+    index is built from that file (`build_from_file`)."""
 
     def __init__(
         self,
@@ -104,14 +124,20 @@ class DenseIndex:
         batch_size: int = 64,
         device: str | None = None,
         ef_search: int = 64,
+        pq_m: int = 48,
+        rerank: int = 1,
+        exact_below: int = 0,
+        train_sample: int = 262144,
     ) -> None:
         self.encoder_name = encoder
         self.index_type, self.nlist, self.nprobe, self.hnsw_m = index_type, nlist, nprobe, hnsw_m
-        self.ef_search = ef_search
+        self.ef_search, self.pq_m, self.rerank = ef_search, pq_m, rerank
+        self.exact_below, self.train_sample = exact_below, train_sample
         self.batch_size = batch_size
         self.device = device
         self._encoder = None
         self.index = None
+        self.vectors: np.ndarray | None = None  # float16 (n, dim), memory-mapped when loaded
 
     @property
     def encoder(self):
@@ -126,19 +152,63 @@ class DenseIndex:
                 self._encoder.half()
         return self._encoder
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], pool: dict | None = None) -> np.ndarray:
+        """Normalised float32 embeddings; with a multi-process `pool`, the texts are cut into
+        one shard per process (device) and the shards come back in input order."""
+        shard = -(-len(texts) // len(pool["processes"])) if pool else None
         vecs = self.encoder.encode(
             list(texts),
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
+            pool=pool,
+            chunk_size=shard,
         )
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
+    def encode_to_file(
+        self,
+        batches: Iterable[tuple[int, Sequence[str]]],
+        n: int,
+        path: Path,
+        devices: Sequence[str] = (),
+    ) -> np.ndarray:
+        """Embed `(first id, texts)` batches into a float16 `.npy` memmap of shape (n, dim) at
+        `path`; more than one device starts sentence-transformers' multi-process pool."""
+        dim = self.encoder.get_embedding_dimension()
+        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(n, dim))
+        pool = self.encoder.start_multi_process_pool(list(devices)) if len(devices) > 1 else None
+        try:
+            for start, texts in batches:
+                out[start : start + len(texts)] = self.embed(texts, pool)
+        finally:
+            if pool is not None:
+                self.encoder.stop_multi_process_pool(pool)
+        out.flush()
+        return out
+
+    def kind_for(self, n: int) -> str:
+        """`index_type`, or exact `flat` for a corpus smaller than `exact_below` passages."""
+        return "flat" if n < self.exact_below else self.index_type
+
+    def build_from_file(self, path: Path) -> DenseIndex:
+        """The FAISS index of the float16 vectors at `path`, added chunk by chunk."""
+        self.vectors = np.load(path, mmap_mode="r")
+        self.index_type = self.kind_for(len(self.vectors))
+        self.index = build_faiss_index(
+            self.vectors, self.index_type, self.nlist, self.hnsw_m, self.pq_m, self.train_sample
+        )
+        return self
+
     def build(self, texts: Sequence[str]) -> DenseIndex:
+        """In-memory build (tests, small lists): embed all texts, then index them."""
         vectors = self.embed(texts)
-        self.index = build_faiss_index(vectors, self.index_type, self.nlist, self.hnsw_m)
+        self.vectors = vectors.astype(np.float16)
+        self.index_type = self.kind_for(len(vectors))
+        self.index = build_faiss_index(
+            vectors, self.index_type, self.nlist, self.hnsw_m, self.pq_m, self.train_sample
+        )
         return self
 
     def search(self, queries: Sequence[str], k: int) -> np.ndarray:
@@ -146,73 +216,158 @@ class DenseIndex:
         return self.search_vectors(self.embed(queries), k)
 
     def search_vectors(self, vectors: np.ndarray, k: int) -> np.ndarray:
-        """`search` on query embeddings, with this index's nprobe / efSearch applied."""
+        """`search` on query embeddings, with this index's nprobe / efSearch applied; compressed
+        kinds fetch `k * rerank` candidates and re-score them exactly from `self.vectors`."""
         import faiss
 
-        if self.index_type == "ivf":
+        if self.index_type in ("ivf", *COMPRESSED):
             faiss.extract_index_ivf(self.index).nprobe = self.nprobe
         elif self.index_type == "hnsw":
             self.index.hnsw.efSearch = self.ef_search
-        _, idx = self.index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
-        return idx
+        q = np.ascontiguousarray(vectors, dtype=np.float32)
+        rerank = self.index_type in COMPRESSED and self.rerank > 1 and self.vectors is not None
+        _, idx = self.index.search(q, k * self.rerank if rerank else k)
+        return exact_rerank(self.vectors, q, idx, k) if rerank else idx
 
     def save(self, folder: Path) -> None:
         import faiss
 
         folder.mkdir(parents=True, exist_ok=True)
         faiss.write_index(self.index, str(folder / "dense.faiss"))
+        (folder / "dense.json").write_text(json.dumps({"index_type": self.index_type}))
+        if self.vectors is not None and not (folder / VECTORS_FILE).exists():
+            np.save(folder / VECTORS_FILE, np.asarray(self.vectors, dtype=np.float16))
 
     def load(self, folder: Path) -> DenseIndex:
         import faiss
 
         self.index = faiss.read_index(str(folder / "dense.faiss"))
+        if (folder / "dense.json").is_file():  # the kind actually built (exact below a size)
+            self.index_type = json.loads((folder / "dense.json").read_text())["index_type"]
+        vectors = folder / VECTORS_FILE
+        self.vectors = np.load(vectors, mmap_mode="r") if vectors.is_file() else None
+        if self.vectors is not None and len(self.vectors) != self.index.ntotal:
+            raise ValueError(f"{vectors}: {len(self.vectors)} rows, index has {self.index.ntotal}")
         return self
 
 
-def build_faiss_index(vectors: np.ndarray, index_type: str, nlist: int = 1024, hnsw_m: int = 32):
-    """Flat (exact) for small corpora; IVF-Flat or HNSW for millions of passages."""
+def exact_rerank(vectors: np.ndarray, queries: np.ndarray, candidates: np.ndarray, k: int):
+    """The top `k` of each query's candidate ids by exact inner product with `vectors` (only
+    the candidates' rows are read from the memory-mapped file); -1 pads missing candidates."""
+    out = np.full((len(queries), k), -1, dtype=np.int64)
+    for i, (q, cand) in enumerate(zip(queries, candidates)):
+        cand = cand[cand >= 0]
+        if len(cand) == 0:
+            continue
+        order = np.sort(cand)  # sorted reads of the memmap
+        scores = np.asarray(vectors[order], dtype=np.float32) @ q
+        best = order[np.argsort(-scores, kind="stable")[:k]]
+        out[i, : len(best)] = best
+    return out
+
+
+def build_faiss_index(
+    vectors: np.ndarray,
+    index_type: str,
+    nlist: int = 1024,
+    hnsw_m: int = 32,
+    pq_m: int = 48,
+    train_sample: int = 262144,
+    add_chunk: int = 65536,
+    seed: int = 0,
+):
+    """Flat (exact) for small corpora; IVF-Flat, IVF-PQ (`pq_m` bytes a vector) or HNSW for
+    millions. `vectors` may be a float16 memmap: IVF trains on an evenly spread sample of
+    `train_sample` rows and every kind adds `add_chunk` rows at a time as float32, so memory
+    holds the index, not a float32 copy of the corpus."""
     import faiss
 
-    dim = vectors.shape[1]
+    n, dim = vectors.shape
     if index_type == "flat":
         index = faiss.IndexFlatIP(dim)
-    elif index_type == "ivf":
-        nlist = max(1, min(nlist, len(vectors) // 39))  # FAISS wants ~39 points per centroid
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.train(vectors)
+    elif index_type in ("ivf", "ivfpq"):
+        nlist = max(1, min(nlist, n // 39))  # FAISS wants ~39 points per centroid
+        quantizer = faiss.IndexFlatIP(dim)
+        if index_type == "ivf":
+            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        else:
+            if dim % pq_m:
+                raise ValueError(f"retriever.pq_m={pq_m} must divide the embedding size {dim}")
+            nbits = 8 if n >= 256 * 39 else 4  # PQ training wants ~39 points per code
+            index = faiss.IndexIVFPQ(quantizer, dim, nlist, pq_m, nbits, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = seed
+        rows = np.random.default_rng(seed).choice(n, min(n, train_sample), replace=False)
+        index.train(np.ascontiguousarray(vectors[np.sort(rows)], dtype=np.float32))
     elif index_type == "hnsw":
         index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
     else:
-        raise ValueError(f"retriever.dense.index must be flat, ivf or hnsw, got {index_type!r}")
-    index.add(vectors)
+        raise ValueError(f"retriever.index must be flat, ivf, ivfpq or hnsw, got {index_type!r}")
+    for start in range(0, n, add_chunk):
+        index.add(np.ascontiguousarray(vectors[start : start + add_chunk], dtype=np.float32))
     return index
 
 
+class TokenIds(Sequence):
+    """Every passage's word ids as one flat int32 array plus offsets (4 bytes a token), read
+    by bm25s as a sequence of per-passage arrays: millions of small arrays or lists would
+    cost ~100 bytes of object overhead each."""
+
+    def __init__(self, flat: np.ndarray, offsets: np.ndarray) -> None:
+        self.flat, self.offsets = flat, offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i):  # noqa: ANN001 (int, as bm25s uses it)
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self.flat[self.offsets[i] : self.offsets[i + 1]]
+
+
 class SparseIndex:
-    """BM25 over lower-cased word tokens with English stop words removed (bm25s)."""
+    """BM25 over lower-cased word tokens with English stop words removed (bm25s), tokenised to
+    integer ids chunk by chunk (no per-corpus lists of strings) and loaded memory-mapped."""
 
     def __init__(self, k1: float = 1.5, b: float = 0.75) -> None:
         self.k1, self.b = k1, b
         self.bm25 = None
+        self.tokenizer = self._new_tokenizer()
 
     @staticmethod
-    def _tokens(texts: Sequence[str]) -> list[list[str]]:
-        import bm25s
+    def _new_tokenizer():
+        from bm25s.tokenization import Tokenizer
 
-        return bm25s.tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)
+        return Tokenizer(lower=True, stopwords="en")
+
+    def build_batches(self, batches: Iterable[Sequence[str]]) -> SparseIndex:
+        """Index text batches in order; each passage keeps only an int32 array of word ids."""
+        import bm25s
+        from bm25s.tokenization import Tokenized
+
+        flat, ends = [], [np.zeros(1, np.int64)]
+        for texts in batches:
+            out = self.tokenizer.tokenize(
+                list(texts), update_vocab=True, return_as="ids", show_progress=False
+            )
+            flat += [np.fromiter((t for doc in out for t in doc), np.int32)]
+            ends.append(ends[-1][-1] + np.cumsum([len(doc) for doc in out], dtype=np.int64))
+        docs = TokenIds(np.concatenate(flat), np.concatenate(ends))
+        self.bm25 = bm25s.BM25(k1=self.k1, b=self.b)
+        vocab = self.tokenizer.get_vocab_dict()
+        self.bm25.index(Tokenized(ids=docs, vocab=vocab), show_progress=False)
+        return self
 
     def build(self, texts: Sequence[str]) -> SparseIndex:
-        import bm25s
-
-        self.bm25 = bm25s.BM25(k1=self.k1, b=self.b)
-        self.bm25.index(self._tokens(texts), show_progress=False)
-        return self
+        return self.build_batches([texts])
 
     def search(self, queries: Sequence[str], k: int) -> np.ndarray:
         """(n_queries, k) passage indices, best first; -1 where fewer than k passages share a
         word with the query (a query with no known word has no sparse hits at all)."""
-        vocab = self.bm25.vocab_dict
-        tokens = [[t for t in q if t in vocab] for q in self._tokens(queries)]
+        empty = self.tokenizer.get_vocab_dict().get("")
+        ids = self.tokenizer.tokenize(
+            list(queries), update_vocab=False, return_as="ids", show_progress=False
+        )
+        tokens = [[t for t in q if t != empty] for q in ids]  # unknown words are dropped
         out = np.full((len(tokens), k), -1, dtype=np.int64)
         known = [i for i, t in enumerate(tokens) if t]
         if known:
@@ -225,11 +380,14 @@ class SparseIndex:
 
     def save(self, folder: Path) -> None:
         self.bm25.save(str(folder / "bm25"), show_progress=False)
+        self.tokenizer.save_vocab(str(folder / "bm25"))
 
     def load(self, folder: Path) -> SparseIndex:
         import bm25s
 
-        self.bm25 = bm25s.BM25.load(str(folder / "bm25"), show_progress=False)
+        self.bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=True, show_progress=False)
+        self.tokenizer = self._new_tokenizer()
+        self.tokenizer.load_vocab(str(folder / "bm25"))
         return self
 
 
@@ -256,22 +414,21 @@ def recall_at_k(hits: np.ndarray, k: int) -> float:
 
 
 def passage_hits(
-    passages: pd.DataFrame,
+    passages: pd.DataFrame | PassageStore,
     ranking: np.ndarray,
     questions: pd.DataFrame,
     gold_titles: pd.Series | None,
 ) -> np.ndarray:
     """(n, K) True where the passage holds the correct option's text (and, when the data set
-    names it, comes from the question's source article)."""
-    texts = passages["text"].str.lower().to_numpy()
-    titles = passages["title"].to_numpy()
+    names it, comes from the question's source article); only the ranked passages are read."""
     hits = np.zeros(ranking.shape, dtype=bool)
     for i, (_, q) in enumerate(questions.iterrows()):
         answer = str(q[q["answer"]]).lower()
-        for j, p in enumerate(ranking[i]):
-            if p < 0 or answer not in texts[p]:
-                continue
-            hits[i, j] = gold_titles is None or titles[p] == gold_titles.get(q["id"])
+        ids = [int(p) for p in ranking[i] if p >= 0]
+        found = zip(passage_column(passages, "text", ids), passage_column(passages, "title", ids))
+        for j, (text, title) in enumerate(found):
+            if answer in text.lower():
+                hits[i, j] = gold_titles is None or title == gold_titles.get(q["id"])
     return hits
 
 

@@ -21,7 +21,7 @@ from projects.retrieval_qa.data import (
 )
 from projects.retrieval_qa.model import load_reader, map3
 from projects.retrieval_qa.module import fit_reader
-from projects.retrieval_qa.pipeline import QAPipeline, build_retriever
+from projects.retrieval_qa.pipeline import QAPipeline, build_retriever, publish_index
 from projects.retrieval_qa.pyfunc import RetrievalQAModel, input_example
 from projects.retrieval_qa.report import samples_markdown
 from projects.retrieval_qa.retrieval import retrieval_recalls
@@ -54,6 +54,11 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
         tags=cfg.tracking.tags,
     ) as run:
         retriever, stats = build_retriever(cfg)
+        # The registered model references the index by content hash in the shared store.
+        retriever.stages, stats["index_store_copied"] = publish_index(
+            retriever.stages, cfg.index_store
+        )
+        stats["index_store"] = str(Path(cfg.index_store).resolve())
         tracking.get_mlflow().log_dict(stats, "index_stats.json")
         log.info("%d passages (dense index cached: %s)", stats["n_passages"], stats["dense_cached"])
         rankings = {

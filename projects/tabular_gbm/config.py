@@ -36,6 +36,15 @@ class CatBoostConfig:
 
 
 @dataclass
+class DaskConfig:
+    scheduler: str | None  # a running cluster's address; null = a LocalCluster in this process
+    n_workers: int
+    threads_per_worker: int
+    processes: bool
+    connect_timeout_s: int
+
+
+@dataclass
 class ModelConfig:
     neg_ratio: float
     n_bags: int  # draws of the negatives per fold, one LightGBM + CatBoost each, averaged
@@ -43,6 +52,8 @@ class ModelConfig:
     ensemble_weights: dict[str, float]
     lightgbm: LightGBMConfig
     catboost: CatBoostConfig
+    engine: str  # local | dask (LightGBM only; CatBoost always fits on this machine)
+    dask: DaskConfig
 
 
 @dataclass

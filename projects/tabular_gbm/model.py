@@ -5,6 +5,7 @@ Kept free of MLflow and Hydra: data in, fitted models and scores out.
 
 from __future__ import annotations
 
+import atexit
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,16 +91,66 @@ def fit_ensemble(X: pd.DataFrame, y: np.ndarray, model_cfg: Any, seed: int) -> E
         idx = undersample(y, model_cfg.neg_ratio, bag_seed)
         Xs, ys = X.iloc[idx], y[idx]
         params = {**dict(model_cfg.lightgbm.params), "seed": bag_seed, "deterministic": True}
-        boosters.append(
-            lgb.train(
-                params, lgb.Dataset(Xs, ys), num_boost_round=model_cfg.lightgbm.num_boost_round
-            )
-        )
+        boosters.append(fit_lightgbm(Xs, ys, params, model_cfg))
         Xc, cats = _catboost_frame(Xs)
         cb = catboost.CatBoostClassifier(**dict(model_cfg.catboost.params), random_seed=bag_seed)
         cb.fit(Xc, ys, cat_features=cats)
         cats_models.append(cb)
     return Ensemble(boosters, cats_models, dict(model_cfg.ensemble_weights))
+
+
+ENGINES = ("local", "dask")
+_DASK_CLIENTS: dict[tuple, Any] = {}
+
+
+def fit_lightgbm(X: pd.DataFrame, y: np.ndarray, params: dict, model_cfg: Any) -> lgb.Booster:
+    """One LightGBM booster, on this machine (`model.engine=local`) or data-parallel across a
+    Dask cluster's workers (`dask`, `lightgbm.dask`); either way a plain Booster comes back, so
+    the ensemble, the pyfunc and prediction do not depend on the engine."""
+    rounds = model_cfg.lightgbm.num_boost_round
+    if model_cfg.engine == "local":
+        return lgb.train(params, lgb.Dataset(X, y), num_boost_round=rounds)
+    if model_cfg.engine != "dask":
+        raise ConfigError(f"config key 'model.engine': one of {ENGINES}, got {model_cfg.engine!r}")
+    import dask.dataframe as dd
+    from lightgbm.dask import DaskLGBMClassifier
+
+    client = dask_client(model_cfg.dask)
+    parts = max(1, min(len(client.scheduler_info()["workers"]), len(X)))
+    model = DaskLGBMClassifier(client=client, n_estimators=rounds, **params)
+    model.fit(dd.from_pandas(X, npartitions=parts), dd.from_pandas(pd.Series(y), npartitions=parts))
+    return model.booster_
+
+
+def dask_client(dask_cfg: Any):
+    """A client of `model.dask.scheduler` (a running cluster's address), or, when it is null, of
+    a LocalCluster of `n_workers` started once per process and reused by every fold and bag."""
+    from dask.distributed import Client, LocalCluster
+
+    key = (dask_cfg.scheduler, dask_cfg.n_workers, dask_cfg.threads_per_worker, dask_cfg.processes)
+    client = _DASK_CLIENTS.get(key)
+    if client is not None and client.status == "running":
+        return client
+    if dask_cfg.scheduler:
+        try:
+            client = Client(dask_cfg.scheduler, timeout=dask_cfg.connect_timeout_s)
+        except OSError as exc:
+            raise ConfigError(
+                f"config key 'model.dask.scheduler': no Dask scheduler answers at "
+                f"{dask_cfg.scheduler} ({exc})"
+            ) from exc
+    else:
+        cluster = LocalCluster(
+            n_workers=dask_cfg.n_workers,
+            threads_per_worker=dask_cfg.threads_per_worker,
+            processes=dask_cfg.processes,
+            dashboard_address=None,
+        )
+        client = Client(cluster)
+        atexit.register(cluster.close)
+    atexit.register(client.close)
+    _DASK_CLIENTS[key] = client
+    return client
 
 
 def feature_importance(ens: Ensemble, columns: list[str]) -> pd.DataFrame:
