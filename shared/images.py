@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel
 
 from shared.errors import DataNotFoundError, InputError
+from shared.rows import Row
 
 DEFAULT_MAX_PIXELS = 40_000_000
 
@@ -25,7 +25,7 @@ class CorruptImageError(InputError, ValueError):
     """An image's bytes could not be decoded; the message names its id."""
 
 
-class EncodedImage(BaseModel):
+class EncodedImage(Row):
     """One input row of the image models' pyfuncs (the `predict` type hint MLflow infers the
     signature from and validates against): `image`, the base64 text of a JPEG/PNG file."""
 

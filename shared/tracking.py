@@ -407,6 +407,9 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
         mlflow.log_metrics(clean, step=step)
 
 
+MODEL_FORMAT_TAG = "model_format"
+
+
 def register_if_better(
     model_uri: str,
     name: str,
@@ -414,23 +417,37 @@ def register_if_better(
     value: float,
     *,
     higher_is_better: bool = True,
+    model_format: int = 1,
 ) -> tuple[str, bool]:
     """Register `model_uri` as a new version of `name`; move `champion` if it is better.
 
     The current champion's score is the `metric` tag of its version (else its run's metric).
     Returns (version, promoted).
     A tie keeps the old champion: a new version must be strictly better to take the alias.
+    A champion of another `model_format` (the pyfunc's input/output contract, tag
+    `model_format`, 1 when absent) is replaced whatever its score: callers of the alias get
+    the current contract, and an old model that cannot serve it never keeps the alias.
     """
     mlflow = get_mlflow()
     client = mlflow.MlflowClient()
     version = mlflow.register_model(model_uri, name).version
     client.set_model_version_tag(name, version, metric, str(value))
+    client.set_model_version_tag(name, version, MODEL_FORMAT_TAG, str(model_format))
     try:
         current = client.get_model_version_by_alias(name, CHAMPION)
     except Exception:
         current = None
     promote = True
-    if current is not None and str(current.version) != str(version):
+    old_format = current.tags.get(MODEL_FORMAT_TAG, "1") if current is not None else None
+    if old_format is not None and old_format != str(model_format):
+        log.warning(
+            "%s champion v%s has model format %s, this version %s: it takes the alias",
+            name,
+            current.version,
+            old_format,
+            model_format,
+        )
+    elif current is not None and str(current.version) != str(version):
         best = current.tags.get(metric)  # the score it was registered with
         if best is None and current.run_id:
             best = client.get_run(current.run_id).data.metrics.get(metric)
@@ -501,7 +518,10 @@ def publish(
     mlflow.set_tag("model_uri", info.model_uri)
     if tracking_cfg.register:
         name = model_name or tracking_cfg.model_name
-        version, promoted = register_if_better(info.model_uri, name, headline, metrics[headline])
+        fmt = getattr(python_model, "MODEL_FORMAT", 1)
+        version, promoted = register_if_better(
+            info.model_uri, name, headline, metrics[headline], model_format=fmt
+        )
         mlflow.set_tags(
             {"registered_model": name, "model_version": version, "champion": str(promoted).lower()}
         )

@@ -55,6 +55,10 @@ def load_bundle(folder: Path) -> tuple[Captioner, CaptionTokenizer, dict]:
 
 
 class CaptionModel(mlflow.pyfunc.PythonModel):
+    # The input/output contract (pydantic rows in, lists out); a champion of an older format
+    # gives way to this one (shared.tracking.register_if_better).
+    MODEL_FORMAT = 2
+
     def load_context(self, context) -> None:
         self.model, self.tokenizer, self.meta = load_bundle(Path(context.artifacts["bundle"]))
         m = self.meta

@@ -51,6 +51,10 @@ class LesionScorer(mlflow.pyfunc.PythonModel):
     """Rows of `image` (base64 JPEG/PNG bytes) -> `score` (mean malignancy score in [0, 1])
     and `image_score` (the batch-independent feature tabular_gbm stacks on) per row."""
 
+    # The input/output contract (pydantic rows in, lists out); a champion of an older format
+    # gives way to this one (shared.tracking.register_if_better).
+    MODEL_FORMAT = 2
+
     def load_context(self, context) -> None:
         folder = Path(context.artifacts["bundle"])
         self.meta = json.loads((folder / "meta.json").read_text())

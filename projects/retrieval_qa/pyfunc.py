@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
-from pydantic import BaseModel, field_validator
 
 from projects.retrieval_qa.pipeline import QAPipeline
+from shared.rows import Row
 
 
-class Question(BaseModel):
+class Question(Row):
     """One input row (the `predict` type hint MLflow infers the signature from). Every field
     may be null so that the pipeline's own check refuses an empty or missing option naming the
     row (`check_questions`), instead of a bare validation error; an absent option column is
@@ -27,16 +25,15 @@ class Question(BaseModel):
     D: str | None = None
     E: str | None = None
 
-    @field_validator("*", mode="before")
-    @classmethod
-    def _nan_is_missing(cls, v: Any) -> Any:
-        return None if isinstance(v, float) and math.isnan(v) else v
-
 
 class RetrievalQAModel(mlflow.pyfunc.PythonModel):
     """Carries the fine-tuned reader, the retriever settings and a manifest naming the passages
     and both indexes by content hash in the shared index store (`pipeline.Retriever.load`:
     `$RETRIEVAL_QA_INDEX_STORE` or the recorded store; a missing one fails naming the path)."""
+
+    # The input/output contract (pydantic rows in, lists out); a champion of an older format
+    # gives way to this one (shared.tracking.register_if_better).
+    MODEL_FORMAT = 2
 
     def load_context(self, context) -> None:
         self.pipeline = QAPipeline.load(Path(context.artifacts["bundle"]))

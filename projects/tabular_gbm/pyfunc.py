@@ -8,34 +8,24 @@ over two calls gets different patient features than the model was trained with.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
-from pydantic import BaseModel, create_model, field_validator
+from pydantic import create_model
 
 from projects.tabular_gbm.data import IMAGE_SCORE
 from projects.tabular_gbm.features import FeatureSpec, build_features
 from projects.tabular_gbm.model import Ensemble
 from shared.datasets import isic2024 as isic
 from shared.errors import InputError
-
-
-class _Row(BaseModel):
-    """Missing values may come as NaN (a DataFrame) or null (JSON): both mean missing."""
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _nan_is_missing(cls, v: Any) -> Any:
-        return None if isinstance(v, float) and math.isnan(v) else v
-
+from shared.rows import Row
 
 # One row of `test-metadata.csv` (the columns the model reads; others are ignored): the type
 # hint MLflow infers the signature from and validates every request against.
 MetadataRow = create_model(
     "MetadataRow",
-    __base__=_Row,
+    __base__=Row,
     __module__=__name__,
     **{isic.ID: (str, ...), isic.PATIENT: (str, ...)},
     **{c: (float | None, None) for c in isic.NUMERIC},
@@ -56,6 +46,10 @@ class TabularGBMModel(mlflow.pyfunc.PythonModel):
     Input: rows as in `test-metadata.csv`, with ALL lesions of each patient (a DataFrame, or
     JSON records over REST); output: one probability per row, in input order.
     """
+
+    # The input/output contract (pydantic rows in, lists out); a champion of an older format
+    # gives way to this one (shared.tracking.register_if_better).
+    MODEL_FORMAT = 2
 
     def __init__(self, ensemble: Ensemble, spec: FeatureSpec, feature_options: dict) -> None:
         self.ensemble = ensemble
@@ -90,7 +84,7 @@ class StackedTabularGBMModel(TabularGBMModel):
         return self.score_frame(_frame(model_input))
 
 
-def _frame(rows: list[BaseModel]) -> pd.DataFrame:
+def _frame(rows: list[Row]) -> pd.DataFrame:
     if not rows:
         raise InputError("no rows to score: send every lesion of each patient")
     return pd.DataFrame([r.model_dump() for r in rows])

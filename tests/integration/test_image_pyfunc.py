@@ -98,11 +98,15 @@ def test_an_image_gets_the_same_feature_alone_and_in_any_batch(trained):
     together = _predict(model, _frame(store, ids))
     shuffled_ids = list(np.random.default_rng(0).permutation(ids))
     shuffled = _predict(model, _frame(store, shuffled_ids)).set_index(pd.Index(shuffled_ids))
+    # These training images' scores are members of the references, where the mid-rank percentile
+    # steps by 1/(2n): a last-bit change of a score between batch sizes may move the feature by
+    # that much and no more (ranking within the batch would move it by up to 1/2).
+    tol = 1.0 / oof.groupby("fold").size().min()
     for i, image_id in enumerate(ids[:3]):
         alone = _predict(model, _frame(store, [image_id]))
-        assert alone["image_score"].iloc[0] == pytest.approx(together["image_score"][i], abs=1e-9)
+        assert alone["image_score"].iloc[0] == pytest.approx(together["image_score"][i], abs=tol)
         assert alone["score"].iloc[0] == pytest.approx(together["score"][i], abs=1e-6)
-    np.testing.assert_allclose(shuffled.loc[ids, "image_score"], together["image_score"], atol=1e-9)
+    np.testing.assert_allclose(shuffled.loc[ids, "image_score"], together["image_score"], atol=tol)
 
 
 def test_predict_cli_writes_score_and_feature_for_tabular_gbm(trained, tmp_path):

@@ -259,6 +259,8 @@ def test_the_stacked_model_takes_image_score_as_given_and_is_batch_independent(s
     after = pd.Series(np.asarray(model.predict(moved)), index=rows[isic.ID])
     others = rows.loc[rows[isic.PATIENT] != rows[isic.PATIENT].iloc[0], isic.ID]
     np.testing.assert_allclose(after.loc[others], before.loc[others], rtol=0, atol=1e-9)
+    first = rows[isic.ID].iloc[0]
+    assert after.loc[first] != pytest.approx(before.loc[first], abs=1e-9)  # the model reads it
 
 
 def test_a_full_data_run_registers_under_the_full_name_and_becomes_its_champion(

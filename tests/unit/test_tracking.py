@@ -203,3 +203,20 @@ def test_metrics_without_an_active_run_start_no_stray_run(mlflow_store):
     with tracking.start_run(_exp()) as run:  # would fail "already active" otherwise
         tracking.log_metrics({"loss": 1.0})
     assert _run(run.info.run_id).data.metrics["loss"] == 1.0
+
+
+def test_a_champion_of_an_older_model_format_gives_way_whatever_its_score(mlflow_store):
+    """A model registered before the pyfunc contract changed (no `model_format` tag: format 1)
+    cannot serve today's callers, so a new-format version takes the alias even when worse."""
+    exp, name = _exp(), f"model-{uuid.uuid4().hex[:6]}"
+    client = mlflow.MlflowClient()
+    uri, _ = _log_model_with(exp, 0.9)
+    v1, _ = tracking.register_if_better(uri, name, "score", 0.9)
+    client.delete_model_version_tag(name, v1, "model_format")  # as registered by older code
+    uri, _ = _log_model_with(exp, 0.5)
+    v2, promoted = tracking.register_if_better(uri, name, "score", 0.5, model_format=2)
+    assert promoted and str(client.get_model_version_by_alias(name, "champion").version) == v2
+    assert client.get_model_version(name, v2).tags["model_format"] == "2"
+    uri, _ = _log_model_with(exp, 0.4)  # same format again: the score decides
+    _, promoted = tracking.register_if_better(uri, name, "score", 0.4, model_format=2)
+    assert not promoted
