@@ -417,7 +417,7 @@ def render(cfg: PortfolioConfig, sections: list[dict[str, Any]]) -> str:
         title=cfg.title,
         sections=sections,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        store=tracking_uri(),
+        store=re.sub(r"//[^/@]*@", "//", tracking_uri()),  # no user:password in a mailed page
         repo_sha=sha,
         repo_dirty=dirty,
     )
