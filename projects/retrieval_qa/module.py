@@ -46,7 +46,7 @@ class ReaderModule(L.LightningModule):
         logits = np.concatenate([v[0] for v in self._val])
         labels = [LETTERS[i] for i in np.concatenate([v[1] for v in self._val])]
         self._val.clear()
-        self.log("val_map3", map_at_k(labels, ranked_letters(logits)), prog_bar=True)
+        self.log("epoch_val_map3", map_at_k(labels, ranked_letters(logits)), prog_bar=True)
 
     def configure_optimizers(self):
         return adamw_warmup_cosine(self, self.optim)
@@ -76,7 +76,7 @@ def fit_reader(
     module = ReaderModule(model, sorted(enc["train"]), optim)
     with tempfile.TemporaryDirectory() as tmp:
         trainer, ckpt = build_trainer(
-            trainer_cfg, default_root_dir=tmp, monitor="val_map3", mode="max"
+            trainer_cfg, default_root_dir=tmp, monitor="epoch_val_map3", mode="max"
         )
         trainer.fit(module, train, val)
         best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=False)

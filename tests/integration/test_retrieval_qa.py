@@ -62,6 +62,17 @@ def test_the_champion_is_chosen_on_validation_not_test(tiny_run):
     assert "test_map3" not in champion.tags
 
 
+def test_the_runs_val_map3_is_the_chosen_epochs_not_the_last_epochs(tiny_run):
+    """MLflow shows a metric's latest step: per-epoch values are logged as `epoch_val_map3`,
+    so `val_map3` holds one value, the one the champion was chosen on."""
+    cfg, m = tiny_run
+    client = mlflow.MlflowClient()
+    run_id = client.get_model_version_by_alias(cfg.tracking.model_name, "champion").run_id
+    history = client.get_metric_history(run_id, "val_map3")
+    assert [h.value for h in history] == pytest.approx([m["val_map3"]])
+    assert client.get_metric_history(run_id, "epoch_val_map3")
+
+
 def test_second_run_reuses_the_index_and_a_changed_corpus_rebuilds_it(tiny_run):
     cfg, _ = tiny_run
     from projects.retrieval_qa.config import RetrievalQAConfig
