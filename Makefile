@@ -17,7 +17,7 @@ ALL_PROJECTS := tabular_gbm image_classifier retrieval_qa captioning
 SMOKE_IMAGE_OOF := data/oof/image_classifier_isic2024-smoke.csv
 PROJECTS := $(foreach p,$(ALL_PROJECTS),$(if $(wildcard projects/$(p)/train.py),$(p)))
 
-.PHONY: help setup smoke serve test test-slow test-all lint format mlflow-ui clean clean-all report benchmarks \
+.PHONY: help setup smoke serve test test-slow test-browser browser-deps test-all lint format mlflow-ui clean clean-all report benchmarks \
 	tabular-gbm-smoke tabular-gbm image-classifier-smoke image-classifier \
 	retrieval-qa-smoke retrieval-qa captioning-smoke captioning stacking-smoke lock
 
@@ -53,11 +53,21 @@ smoke: $(STAMP) ## Run every project's CPU smoke pipeline, then print the result
 report: $(STAMP) ## Print the latest run of each project (headline metric, run id, wall time)
 	@$(PY) -m shared.report
 
-test: $(STAMP) ## Run the test suite (everything but tests marked slow)
-	$(PY) -m pytest -m "not slow and not server" -q
+test: $(STAMP) ## Run the test suite (everything but tests marked slow, server or browser)
+	$(PY) -m pytest -m "not slow and not server and not browser" -q
 
 test-slow: $(STAMP) ## Run only the tests marked slow (CI runs them after make test)
-	$(PY) -m pytest -m "slow and not server" -q
+	$(PY) -m pytest -m "slow and not server and not browser" -q
+
+browser-deps: ## Install Debian's chromium + chromium-driver when missing (needs root)
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "browser-deps: /usr/bin/chromium or /usr/bin/chromedriver is missing; run as root:" \
+			"apt-get update && apt-get install -y chromium chromium-driver"; exit 1; fi; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+
+test-browser: $(STAMP) browser-deps ## Browser tests: headless Chromium drives the demo (and report)
+	$(PY) -m pytest -m browser -q
 
 test-all: $(STAMP) ## Run every test, slow ones included
 	$(PY) -m pytest -q
