@@ -30,7 +30,7 @@ def grad_cam(models: Sequence[nn.Module], x: torch.Tensor) -> np.ndarray:
     for model in models:
         captured: dict[str, torch.Tensor] = {}
 
-        def keep(module: nn.Module, args: tuple) -> tuple:  # noqa: ARG001
+        def keep(module: nn.Module, args: tuple, captured: dict = captured) -> tuple:  # noqa: ARG001
             feats = args[0]
             if not feats.requires_grad:  # frozen weights: still differentiate w.r.t. A
                 feats = feats.detach().requires_grad_(True)
