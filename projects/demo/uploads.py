@@ -8,7 +8,6 @@ and anything PIL cannot decode is refused with a message instead of a traceback.
 from __future__ import annotations
 
 import base64
-import io
 from pathlib import Path
 
 from PIL import Image
@@ -58,9 +57,3 @@ def image_from_bytes(data: bytes, name: str, limits: UploadConfig) -> Image.Imag
 def image_from_base64(text: str, name: str, limits: UploadConfig) -> Image.Image:
     """A model's input example (base64 image bytes) as an RGB image, with the same checks."""
     return image_from_bytes(base64.b64decode(text), name, limits)
-
-
-def to_png_bytes(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
