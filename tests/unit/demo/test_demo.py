@@ -251,3 +251,30 @@ def test_config_rejects_unknown_keys_and_projects():
         load(["uploads.max_byts=1"])
     with pytest.raises(ConfigError, match="unknown project 'chess'"):
         load(["projects=[{name: chess, title: x, make_target: y}]"])
+
+
+def test_the_app_binds_loopback_and_keeps_gradio_files_in_a_temp_folder(monkeypatch):
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from projects.demo import app
+
+    seen: dict = {}
+
+    class FakeApp:
+        def queue(self, **kwargs) -> None:
+            pass
+
+        def launch(self, **kwargs) -> None:
+            seen.update(kwargs, temp=Path(os.environ["GRADIO_TEMP_DIR"]))
+            assert seen["temp"].is_dir()
+
+    monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
+    monkeypatch.setattr(app, "load_champions", lambda cfg: [])
+    monkeypatch.setattr(app, "build_app", lambda cfg, champions: FakeApp())
+    app.main(["port=0"])
+    assert seen["server_name"] == "127.0.0.1" and seen["server_port"] > 0
+    assert seen["max_file_size"] == load().uploads.max_bytes
+    assert seen["temp"].parent == Path(tempfile.gettempdir())
+    assert not seen["temp"].exists()  # removed on exit
