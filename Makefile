@@ -17,7 +17,7 @@ ALL_PROJECTS := tabular_gbm image_classifier retrieval_qa captioning
 SMOKE_IMAGE_OOF := data/oof/image_classifier_isic2024-smoke.csv
 PROJECTS := $(foreach p,$(ALL_PROJECTS),$(if $(wildcard projects/$(p)/train.py),$(p)))
 
-.PHONY: help setup smoke serve demo test test-slow test-browser browser-deps test-all lint format mlflow-ui clean clean-all report benchmarks \
+.PHONY: help setup smoke serve demo demo-screenshots test test-slow test-browser browser-deps test-all lint format mlflow-ui clean clean-all report benchmarks \
 	tabular-gbm-smoke tabular-gbm image-classifier-smoke image-classifier \
 	retrieval-qa-smoke retrieval-qa captioning-smoke captioning stacking-smoke lock
 
@@ -93,6 +93,9 @@ serve: $(STAMP) ## Serve a registered model over REST: make serve MODEL=tabular_
 
 demo: $(STAMP) ## Gradio demo of the four champions on http://127.0.0.1:7860 (ARGS="port=7870")
 	$(PY) -m projects.demo.app $(ARGS)
+
+demo-screenshots: $(STAMP) browser-deps ## Use each demo tab in headless Chromium -> docs/demo/<project>.png
+	$(PY) -m tests.browser.demo_driver
 
 benchmarks: $(STAMP) ## Run every benchmark script (prints figures)
 	@for f in benchmarks/*.py; do echo "=== $$f"; $(PY) $$f || exit 1; done

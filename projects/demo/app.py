@@ -44,7 +44,11 @@ def build_app(cfg: DemoConfig, champions: list[tuple[str, Champion]]):
         with gr.Tabs():
             for title, champ in champions:
                 with gr.Tab(title, id=champ.project, elem_id=f"tab-{champ.project}"):
-                    TABS[champ.project](champ, cfg)
+                    try:
+                        TABS[champ.project](champ, cfg)
+                    except Exception as exc:  # one broken model must not take the others down
+                        log.exception("%s tab failed", champ.project)
+                        gr.Markdown(f"**This tab could not be built:** {exc}")
     return app
 
 

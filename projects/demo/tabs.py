@@ -208,6 +208,8 @@ def tabular_tab(champ: Champion, cfg: DemoConfig) -> None:
     if not _header(champ):
         return
     wrapper = champ.model.unwrap_python_model()
+    if champ.model.input_example is None:
+        raise InputError(f"{champ.name} carries no input example to prefill the form from")
     example = champ.model.input_example.reset_index(drop=True)
     fields = [f for f in [*cfg.tabular.form_fields, *wrapper.spec.extra_numeric] if f in example]
     gr.Markdown(
@@ -269,6 +271,8 @@ def retrieval_tab(champ: Champion, cfg: DemoConfig) -> None:
     if not _header(champ):
         return
     pipeline = champ.model.unwrap_python_model().pipeline
+    if champ.model.input_example is None:
+        raise InputError(f"{champ.name} carries no input example to prefill the form from")
     example = champ.model.input_example.reset_index(drop=True).iloc[0]
     with gr.Row():
         with gr.Column():

@@ -94,3 +94,74 @@ def screenshot(driver, folder: Path, project: str) -> Path:
     path = folder / f"{project}.png"
     driver.save_screenshot(str(path))
     return path
+
+
+# --- one use of each tab: click its button, wait for its output, return the output's text ---
+
+
+def use_image_tab(driver) -> str:
+    open_tab(driver, "image_classifier")
+    click(driver, "image_classifier-run")
+    return wait_text(driver, "image_classifier-score", "Malignancy score:")
+
+
+def use_tabular_tab(driver) -> str:
+    open_tab(driver, "tabular_gbm")
+    click(driver, "tabular_gbm-run")
+    wait_text(driver, "tabular_gbm-contrib", "feature")
+    return wait_text(driver, "tabular_gbm-prob", "Malignancy probability:")
+
+
+def use_retrieval_tab(driver) -> str:
+    open_tab(driver, "retrieval_qa")
+    click(driver, "retrieval_qa-run")
+    return wait_text(driver, "retrieval_qa-ranked", "probability")
+
+
+def use_captioning_tab(driver) -> str:
+    open_tab(driver, "captioning")
+    click(driver, "captioning-run")
+    wait_text(driver, "captioning-tokens", "probability")
+    return wait_text(driver, "captioning-caption", "Caption:")
+
+
+USE = {
+    "image_classifier": use_image_tab,
+    "tabular_gbm": use_tabular_tab,
+    "retrieval_qa": use_retrieval_tab,
+    "captioning": use_captioning_tab,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`make demo-screenshots`: serve the current store's champions (mlflow.db, or
+    MLFLOW_TRACKING_URI), use every tab once in headless Chromium, save docs/demo/<project>.png."""
+    import argparse
+    import signal
+    import tempfile
+
+    from tests.browser.chromium import new_driver
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "demo")
+    args = parser.parse_args(argv)
+    port, log = free_port(), Path(tempfile.mkdtemp(prefix="demo-shots-")) / "demo.log"
+    proc = start_app(port, log)
+    driver = None
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/", proc, log)
+        driver = new_driver()
+        driver.get(f"http://127.0.0.1:{port}/")
+        for project, use in USE.items():
+            print(f"{project}: {use(driver).splitlines()[0]}")
+            print(f"  -> {screenshot(driver, args.out, project)}")
+    finally:
+        if driver is not None:
+            driver.quit()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,8 +2,8 @@
 store, the app starts on a free loopback port, headless Chromium uses each tab once and checks
 what it shows; a second app on an empty store shows each project's `make` target instead.
 
-Screenshots go to the test's temporary folder, or to $DEMO_SCREENSHOTS when set
-(`DEMO_SCREENSHOTS=docs/demo make test-browser` refreshes the README's pictures).
+Screenshots go to the test's temporary folder, or to $DEMO_SCREENSHOTS when set; the README's
+pictures come from `make demo-screenshots` (the same steps on the smoke champions).
 """
 
 from __future__ import annotations
@@ -73,8 +73,7 @@ def _load(chrome, url: str, project: str) -> None:
 def test_image_tab_scores_an_example_with_grad_cam(chrome, demo_url, shots, tmp_path):
     _load(chrome, demo_url, "image_classifier")
     assert "image_classifier-isic2024-smoke" in dd.text_of(chrome, "image_classifier-model")
-    dd.click(chrome, "image_classifier-run")
-    text = dd.wait_text(chrome, "image_classifier-score", "Malignancy score:")
+    text = dd.use_image_tab(chrome)
     assert 0.0 <= float(text.split(":")[1]) <= 1.0
     cam = chrome.find_element(By.CSS_SELECTOR, "#image_classifier-cam img")
     assert cam.get_attribute("src")
@@ -90,8 +89,7 @@ def test_image_tab_scores_an_example_with_grad_cam(chrome, demo_url, shots, tmp_
 
 def test_tabular_tab_predicts_with_contributions(chrome, demo_url, shots):
     _load(chrome, demo_url, "tabular_gbm")
-    dd.click(chrome, "tabular_gbm-run")
-    text = dd.wait_text(chrome, "tabular_gbm-prob", "Malignancy probability:")
+    text = dd.use_tabular_tab(chrome)
     assert "lightgbm" in text and "catboost" in text
     table = dd.wait_text(chrome, "tabular_gbm-contrib", "feature")
     assert "lightgbm" in table and "catboost" in table
@@ -100,8 +98,7 @@ def test_tabular_tab_predicts_with_contributions(chrome, demo_url, shots):
 
 def test_retrieval_tab_ranks_options_and_highlights_passages(chrome, demo_url, shots):
     _load(chrome, demo_url, "retrieval_qa")
-    dd.click(chrome, "retrieval_qa-run")
-    ranked = dd.wait_text(chrome, "retrieval_qa-ranked", "probability")
+    ranked = dd.use_retrieval_tab(chrome)
     assert all(letter in ranked.split() for letter in "ABCDE")
     marks = chrome.find_elements(By.CSS_SELECTOR, "#retrieval_qa-passages mark")
     question = chrome.find_element(By.CSS_SELECTOR, "#retrieval_qa-prompt textarea")
@@ -112,8 +109,7 @@ def test_retrieval_tab_ranks_options_and_highlights_passages(chrome, demo_url, s
 
 def test_captioning_tab_shows_beams_and_token_probabilities(chrome, demo_url, shots):
     _load(chrome, demo_url, "captioning")
-    dd.click(chrome, "captioning-run")
-    dd.wait_text(chrome, "captioning-caption", "Caption:")
+    dd.use_captioning_tab(chrome)
     beams = dd.wait_text(chrome, "captioning-beams", "score")
     assert "caption" in beams
     tokens = dd.wait_text(chrome, "captioning-tokens", "probability")
