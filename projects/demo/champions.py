@@ -55,7 +55,9 @@ def model_names(project: str, experiments: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def find_champion(project: str, make_target: str, experiments: list[str], load: bool = True):
+def find_champion(
+    project: str, make_target: str, experiments: list[str], load: bool = True
+) -> Champion:
     """The first registered name with a `champion` alias, its version tags, and the model."""
     mlflow = get_mlflow()
     client = mlflow.MlflowClient()
