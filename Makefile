@@ -17,7 +17,7 @@ ALL_PROJECTS := tabular_gbm image_classifier retrieval_qa captioning
 SMOKE_IMAGE_OOF := data/oof/image_classifier_isic2024-smoke.csv
 PROJECTS := $(foreach p,$(ALL_PROJECTS),$(if $(wildcard projects/$(p)/train.py),$(p)))
 
-.PHONY: help setup smoke serve test test-slow test-all lint format mlflow-ui clean clean-all report benchmarks gpu-bench \
+.PHONY: help setup smoke serve demo demo-screenshots test test-slow test-browser browser-deps test-all lint format mlflow-ui clean clean-all report benchmarks gpu-bench \
 	tabular-gbm-smoke tabular-gbm image-classifier-smoke image-classifier \
 	retrieval-qa-smoke retrieval-qa captioning-smoke captioning stacking-smoke lock
 
@@ -54,11 +54,21 @@ report: $(STAMP) ## Write reports/portfolio.html (every champion, one file) and 
 	@$(PY) -m shared.report
 	@$(PY) -m shared.portfolio
 
-test: $(STAMP) ## Run the test suite (everything but tests marked slow)
-	$(PY) -m pytest -m "not slow and not server" -q
+test: $(STAMP) ## Run the test suite (everything but tests marked slow, server or browser)
+	$(PY) -m pytest -m "not slow and not server and not browser" -q
 
 test-slow: $(STAMP) ## Run only the tests marked slow (CI runs them after make test)
-	$(PY) -m pytest -m "slow and not server" -q
+	$(PY) -m pytest -m "slow and not server and not browser" -q
+
+browser-deps: ## Install Debian's chromium + chromium-driver when missing (needs root)
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "browser-deps: /usr/bin/chromium or /usr/bin/chromedriver is missing; run as root:" \
+			"apt-get update && apt-get install -y chromium chromium-driver"; exit 1; fi; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+
+test-browser: $(STAMP) browser-deps ## Browser tests: headless Chromium drives the demo (and report)
+	$(PY) -m pytest -m browser -q
 
 test-all: $(STAMP) ## Run every test, slow ones included
 	$(PY) -m pytest -q
@@ -89,6 +99,12 @@ benchmarks: $(STAMP) ## Run every benchmark script at CPU sizes (prints figures)
 
 gpu-bench: $(STAMP) ## Torch projects' full-config training steps on a GPU: images/s, peak memory (ARGS=--cpu: tiny)
 	PY=$(PY) bash benchmarks/gpu.sh $(ARGS)
+
+demo: $(STAMP) ## Gradio demo of the four champions on http://127.0.0.1:7860 (ARGS="port=7870")
+	$(PY) -m projects.demo.app $(ARGS)
+
+demo-screenshots: $(STAMP) browser-deps ## Use each demo tab in headless Chromium -> docs/demo/<project>.png
+	$(PY) -m tests.browser.demo_driver
 
 clean: ## Remove generated data and outputs (keeps mlflow.db and its artifacts)
 	rm -rf data/smoke data/cache outputs multirun lightning_logs .pytest_cache .ruff_cache

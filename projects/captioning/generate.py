@@ -71,8 +71,12 @@ def beam_search(
     beam_size: int = 3,
     length_penalty: float = 1.0,
     use_cache: bool = True,
-) -> list[list[int]]:
+    n_best: int | None = None,
+) -> list[list[int]] | list[list[tuple[float, list[int]]]]:
     """Beam search for a whole batch of images at once; returns token ids without BOS/EOS.
+
+    With `n_best`, each image gets its n best hypotheses instead, as (score, ids) best first
+    (the demo shows the beams next to the caption); the default output is unchanged.
 
     The decoder runs on (batch x beam) rows, row i * beam_size + j holding beam j of image i.
     A hypothesis scores sum(log p) / length ** length_penalty, its length counting the EOS.
@@ -136,7 +140,7 @@ def beam_search(
                 for j, s in enumerate(open_scores[i])
                 if s > float("-inf")
             ]
-        out.append(max(pool, key=lambda f: f[0])[1])
+        out.append(_best(pool, n_best) if n_best else max(pool, key=lambda f: f[0])[1])
     return out
 
 

@@ -12,16 +12,7 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-WINDOW = (1400, 1000)
-CHROME_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-)
+from tests.browser.chromium import CHROMEDRIVER, CHROMIUM, new_driver
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -49,17 +40,7 @@ def chrome() -> Iterator:
             f"Chromium is not installed ({', '.join(missing)} missing); "
             "run `make browser-deps` as root (apt-get install chromium chromium-driver)"
         )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--window-size={WINDOW[0]},{WINDOW[1]}")
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    driver.set_window_size(*WINDOW)
-    driver.set_page_load_timeout(60)
+    driver = new_driver()
     try:
         yield driver
     finally:

@@ -145,3 +145,15 @@ def test_beam_size_one_equals_greedy():
     beam = beam_search(model, memory, 0, 1, 8, beam_size=1, length_penalty=0.0)
     assert beam == greedy(model, memory, 0, 1, 8)
     assert any(len(c) < 8 for c in beam) and any(len(c) == 8 for c in beam)
+
+
+def test_n_best_lists_the_beams_best_first_and_its_head_is_the_default_caption():
+    model = SHORT_OR_LONG
+    for penalty in (0.0, 1.0):
+        default = beam_search(model, _no_image(2), BOS, EOS, 6, 3, penalty)
+        ranked = beam_search(model, _no_image(2), BOS, EOS, 6, 3, penalty, n_best=3)
+        assert len(ranked) == 2
+        for image, best in zip(ranked, default, strict=True):
+            assert [ids for _, ids in image][0] == best
+            scores = [s for s, _ in image]
+            assert scores == sorted(scores, reverse=True) and 1 < len(scores) <= 3

@@ -1,0 +1,81 @@
+"""The demo's settings: typed dataclasses whose values live in `configs/demo/demo.yaml`.
+
+A wrong key or type fails at start-up naming the key (`shared.config.validate`); the command
+line overrides any value as `key=value` (OmegaConf dotlist), e.g. `port=0 host=0.0.0.0`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import OmegaConf
+
+from shared import REPO_ROOT
+from shared.config import ConfigError, validate
+
+CONFIG_FILE = REPO_ROOT / "configs" / "demo" / "demo.yaml"
+
+
+@dataclass
+class UploadConfig:
+    max_bytes: int
+    max_pixels: int
+    extensions: list[str]
+    cache_delete: list[int]  # [frequency_s, age_s] for Gradio's temp-file cleanup
+
+
+@dataclass
+class ProjectTab:
+    name: str
+    title: str
+    make_target: str
+
+
+@dataclass
+class ImageConfig:
+    gradcam_alpha: float
+    colormap: str
+    display_size: int  # smaller images are enlarged to this many pixels (long side) for show
+
+
+@dataclass
+class TabularConfig:
+    top_contributions: int
+    form_fields: list[str]
+
+
+@dataclass
+class RetrievalConfig:
+    highlight_min_chars: int
+    stopwords: list[str]
+
+
+@dataclass
+class DemoConfig:
+    host: str
+    port: int
+    title: str
+    experiments: list[str]
+    uploads: UploadConfig
+    projects: list[ProjectTab]
+    image: ImageConfig
+    tabular: TabularConfig
+    retrieval: RetrievalConfig
+
+
+def load(overrides: list[str] | None = None) -> DemoConfig:
+    """`configs/demo/demo.yaml` merged with `key=value` overrides, checked against the schema."""
+    cfg = OmegaConf.load(CONFIG_FILE)
+    if overrides:
+        bad = [o for o in overrides if "=" not in o]
+        if bad:
+            raise ConfigError(f"overrides must be key=value, got {bad}")
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    out = validate(cfg, DemoConfig)
+    known = {"image_classifier", "tabular_gbm", "retrieval_qa", "captioning"}
+    for tab in out.projects:
+        if tab.name not in known:
+            raise ConfigError(f"config key 'projects': unknown project '{tab.name}' ({known})")
+    if len(out.uploads.cache_delete) != 2:
+        raise ConfigError("config key 'uploads.cache_delete': give [frequency_s, age_s]")
+    return out

@@ -1,0 +1,140 @@
+"""Why a model said what it said: Grad-CAM for the lesion CNN, the GBMs' own per-feature
+contributions, per-token probabilities of caption beams, and shared-word highlighting.
+
+Each function works on the objects inside the registered pyfuncs (fold models, boosters,
+decoder), so the demo explains exactly the model it serves.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+
+def grad_cam(models: Sequence[nn.Module], x: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) images -> (B, H, W) Grad-CAM maps in [0, 1], averaged over `models`.
+
+    A forward pre-hook on each model's pooling layer (`model.pool`) captures the backbone's
+    last feature map A; the map is relu(sum_c mean_xy(d logit / d A_c) * A_c), upsampled to
+    the input size, then scaled so each image's maximum is 1 (an all-zero map stays zero).
+    """
+    maps = []
+    for model in models:
+        captured: dict[str, torch.Tensor] = {}
+
+        def keep(module: nn.Module, args: tuple, captured: dict = captured) -> tuple:  # noqa: ARG001
+            feats = args[0]
+            if not feats.requires_grad:  # frozen weights: still differentiate w.r.t. A
+                feats = feats.detach().requires_grad_(True)
+            captured["a"] = feats
+            return (feats, *args[1:])
+
+        handle = model.pool.register_forward_pre_hook(keep)
+        try:
+            with torch.enable_grad():
+                logits = model.eval()(x)
+                (grad,) = torch.autograd.grad(logits.sum(), captured["a"])
+        finally:
+            handle.remove()
+        a = captured["a"].detach()
+        weights = grad.mean(dim=(2, 3), keepdim=True)
+        maps.append(F.relu((weights * a).sum(1)))
+    cam = torch.stack(maps).mean(0)[:, None]
+    cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    peak = cam.flatten(1).max(1).values.clamp_min(1e-12)[:, None, None]
+    return (cam / peak).clamp(0, 1).numpy()
+
+
+def overlay(image: Image.Image, cam: np.ndarray, alpha: float, colormap: str) -> Image.Image:
+    """The heat map (resized to the image, coloured by `colormap`) blended over the image."""
+    from matplotlib import colormaps
+
+    heat = Image.fromarray(np.uint8(cam * 255)).resize(image.size, Image.BILINEAR)
+    rgb = colormaps[colormap](np.asarray(heat) / 255.0)[..., :3]
+    heat_img = Image.fromarray(np.uint8(rgb * 255))
+    return Image.blend(image.convert("RGB"), heat_img, alpha)
+
+
+def gbm_contributions(ensemble, X: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per model (`lightgbm`, `catboost`): per-row feature contributions in raw (log-odds)
+    space, averaged over the bags, with a `bias` column; each row sums to `gbm_raw_scores`.
+
+    LightGBM's `predict(pred_contrib=True)` and CatBoost's `ShapValues` are both exact
+    TreeSHAP values of their own model, so no explainer library is needed.
+    """
+    from catboost import Pool
+
+    from projects.tabular_gbm.model import _catboost_frame
+
+    columns = [*X.columns, "bias"]
+    lgb = np.mean([b.predict(X, pred_contrib=True) for b in ensemble.lightgbm], axis=0)
+    Xc, cats = _catboost_frame(X)
+    pool = Pool(Xc, cat_features=cats)
+    cb = np.mean(
+        [c.get_feature_importance(pool, type="ShapValues") for c in ensemble.catboost], axis=0
+    )
+    return {
+        "lightgbm": pd.DataFrame(lgb, columns=columns, index=X.index),
+        "catboost": pd.DataFrame(cb, columns=columns, index=X.index),
+    }
+
+
+def gbm_raw_scores(ensemble, X: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each model's raw score (log-odds), averaged over the bags."""
+    from projects.tabular_gbm.model import _catboost_frame
+
+    Xc, _ = _catboost_frame(X)
+    return {
+        "lightgbm": np.mean([b.predict(X, raw_score=True) for b in ensemble.lightgbm], axis=0),
+        "catboost": np.mean(
+            [c.predict(Xc, prediction_type="RawFormulaVal") for c in ensemble.catboost], axis=0
+        ),
+    }
+
+
+def top_contributions(contrib: dict[str, pd.DataFrame], row: int, k: int) -> pd.DataFrame:
+    """The `k` features with the largest mean |contribution| over both models for one row."""
+    table = pd.DataFrame({m: df.iloc[row].drop("bias") for m, df in contrib.items()})
+    order = table.abs().mean(axis=1).sort_values(ascending=False).index[:k]
+    out = table.loc[order].reset_index(names="feature")
+    return out.round(4)
+
+
+@torch.no_grad()
+def token_probabilities(
+    decoder: nn.Module, memory: torch.Tensor, bos: int, eos: int, ids: list[int]
+) -> list[float]:
+    """P(token | image, prefix) for each token of `ids` and the closing EOS, in one
+    teacher-forced decoder pass (memory: one image's (1, N, d) visual tokens)."""
+    seq = torch.tensor([[bos, *ids, eos]], dtype=torch.long, device=memory.device)
+    logits, _ = decoder(seq[:, :-1], memory, None)
+    probs = torch.softmax(logits[0].float(), dim=-1)
+    return probs.gather(1, seq[0, 1:, None])[:, 0].tolist()
+
+
+_WORD = re.compile(r"[A-Za-z0-9]+")
+
+
+def content_words(text: str, min_chars: int, stopwords: Sequence[str]) -> set[str]:
+    """Lower-cased words of `text` worth highlighting (long enough, not stop words)."""
+    stop = {w.lower() for w in stopwords}
+    return {w.lower() for w in _WORD.findall(text) if len(w) >= min_chars and w.lower() not in stop}
+
+
+def highlight(text: str, words: set[str]) -> str:
+    """HTML of `text` with each word in `words` (case-insensitive) wrapped in <mark>."""
+    out, last = [], 0
+    for m in _WORD.finditer(text):
+        if m.group().lower() in words:
+            out += [html.escape(text[last : m.start()]), f"<mark>{html.escape(m.group())}</mark>"]
+            last = m.end()
+    out.append(html.escape(text[last:]))
+    return "".join(out)

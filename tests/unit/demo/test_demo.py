@@ -1,0 +1,280 @@
+"""The demo's checks and explanations, without a browser: upload limits, Grad-CAM, GBM
+contributions, highlighting, token probabilities, and the tab text of a project with no model."""
+
+from __future__ import annotations
+
+import catboost
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from projects.demo import explain
+from projects.demo.champions import Champion, describe, find_champion
+from projects.demo.config import UploadConfig, load
+from projects.demo.uploads import UploadError, read_image
+from projects.tabular_gbm.model import Ensemble
+from shared.config import ConfigError
+
+LIMITS = UploadConfig(
+    max_bytes=200_000, max_pixels=1_000_000, extensions=[".png", ".jpg"], cache_delete=[1, 1]
+)
+
+
+def _png(path, size=(40, 30), mode="RGB") -> None:
+    Image.new(mode, size, 120).save(path, format="PNG")
+
+
+# --- uploads ----------------------------------------------------------------------------------
+
+
+def test_a_valid_upload_decodes_to_rgb(tmp_path):
+    _png(tmp_path / "lesion.png", mode="L")
+    img = read_image(tmp_path / "lesion.png", LIMITS)
+    assert img.mode == "RGB" and img.size == (40, 30)
+
+
+def test_a_decompression_bomb_is_refused_before_decoding(tmp_path):
+    bomb = tmp_path / "bomb.png"
+    _png(bomb, size=(2000, 2000), mode="1")  # 4 Mpx in a few KB
+    assert bomb.stat().st_size < LIMITS.max_bytes
+    with pytest.raises(UploadError, match=r"bomb.png.*2000x2000.*pixel limit.*max_pixels"):
+        read_image(bomb, LIMITS)
+
+
+def test_a_file_over_the_byte_limit_is_refused_by_name(tmp_path):
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + bytes(LIMITS.max_bytes))
+    with pytest.raises(UploadError, match=r"'big.png' is .* over the 200,000 byte limit"):
+        read_image(big, LIMITS)
+
+
+def test_a_non_image_is_rejected_with_a_message(tmp_path):
+    fake = tmp_path / "notes.png"
+    fake.write_text("not an image at all")
+    with pytest.raises(UploadError, match="'notes.png' is not an image we can read"):
+        read_image(fake, LIMITS)
+    (tmp_path / "notes.txt").write_text("text")
+    with pytest.raises(UploadError, match="not an image file we accept"):
+        read_image(tmp_path / "notes.txt", LIMITS)
+
+
+# --- Grad-CAM ---------------------------------------------------------------------------------
+
+
+class _Backbone(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+        with torch.no_grad():
+            self.conv.weight.fill_(0.25)
+            self.conv.bias.zero_()
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.avg_pool2d(self.conv(x), 4)  # (B, 4, H/4, W/4)
+
+
+class _Toy(nn.Module):
+    """backbone -> pool -> head, shaped like LesionClassifier: a brighter region, a higher logit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone, self.pool = _Backbone(), nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(4, 1)
+        with torch.no_grad():
+            self.head.weight.fill_(1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.backbone.forward_features(x)).flatten(1)).squeeze(1)
+
+
+def test_grad_cam_has_the_input_size_and_peaks_where_the_evidence_is():
+    x = torch.zeros(2, 3, 32, 48)
+    x[0, :, :8, :8] = 1.0  # image 0: evidence top-left
+    x[1, :, 24:, 40:] = 1.0  # image 1: bottom-right
+    cam = explain.grad_cam([_Toy(), _Toy()], x)
+    assert cam.shape == (2, 32, 48)
+    assert cam.min() >= 0 and cam.max() <= 1
+    assert np.unravel_index(cam[0].argmax(), cam[0].shape) < (8, 8)
+    r, c = np.unravel_index(cam[1].argmax(), cam[1].shape)
+    assert r >= 24 and c >= 40
+
+
+def test_grad_cam_runs_on_the_lesion_classifier():
+    from projects.image_classifier.model import LesionClassifier
+
+    model = LesionClassifier(
+        backbone="test_efficientnet", pretrained=False, gem_p=3.0, gem_eps=1e-6, dropout=0.0
+    )
+    cam = explain.grad_cam([model], torch.randn(1, 3, 64, 64))
+    assert cam.shape == (1, 64, 64) and np.isfinite(cam).all()
+    assert not any(p.grad is not None for p in model.parameters())  # weights untouched
+    heat = explain.overlay(Image.new("RGB", (64, 64)), cam[0], 0.5, "jet")
+    assert heat.size == (64, 64)
+
+
+# --- GBM contributions ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ensemble() -> tuple[Ensemble, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    n = 300
+    X = pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "b": rng.normal(size=n),
+            "site": pd.Categorical(rng.choice(["arm", "leg", "back"], n)),
+        }
+    )
+    y = ((X["a"] + (X["site"] == "leg") + rng.normal(scale=0.5, size=n)) > 1).astype(int)
+    boosters, cats = [], []
+    for seed in (1, 2):  # two bags: contributions are averaged like the scores
+        params = {"objective": "binary", "verbosity": -1, "num_threads": 1, "seed": seed}
+        boosters.append(lgb.train(params, lgb.Dataset(X, y), num_boost_round=20))
+        Xc = X.assign(site=X["site"].astype(str))
+        cb = catboost.CatBoostClassifier(
+            iterations=30,
+            depth=3,
+            random_seed=seed,
+            verbose=0,
+            thread_count=1,
+            allow_writing_files=False,
+        )
+        cats.append(cb.fit(Xc, y, cat_features=["site"]))
+    return Ensemble(boosters, cats, {"lightgbm": 0.5, "catboost": 0.5}), X.head(25)
+
+
+def test_contributions_sum_to_each_models_raw_score(ensemble):
+    ens, X = ensemble
+    contrib = explain.gbm_contributions(ens, X)
+    raw = explain.gbm_raw_scores(ens, X)
+    probs = ens.predict_each(X)
+    for model in ("lightgbm", "catboost"):
+        assert list(contrib[model].columns) == [*X.columns, "bias"]
+        np.testing.assert_allclose(contrib[model].sum(axis=1), raw[model], atol=1e-6)
+        # and the raw score is the model's: its sigmoid is the bag-averaged probability
+        per_bag = (
+            [b.predict(X, raw_score=True) for b in ens.lightgbm]
+            if model == "lightgbm"
+            else [
+                c.predict(X.assign(site=X["site"].astype(str)), prediction_type="RawFormulaVal")
+                for c in ens.catboost
+            ]
+        )
+        np.testing.assert_allclose(
+            probs[model], np.mean([1 / (1 + np.exp(-r)) for r in per_bag], axis=0), atol=1e-6
+        )
+    top = explain.top_contributions(contrib, 0, 2)
+    assert len(top) == 2 and "bias" not in set(top["feature"])
+
+
+# --- captions, highlighting -------------------------------------------------------------------
+
+
+def test_token_probabilities_are_the_decoders_teacher_forced_softmax():
+    from projects.captioning.decoder import DecoderConfig, GPT2Decoder
+
+    torch.manual_seed(0)
+    dec = GPT2Decoder(
+        DecoderConfig(
+            vocab_size=11,
+            n_positions=16,
+            n_embd=16,
+            n_layer=1,
+            n_head=2,
+            dropout=0.0,
+            cross_attention=True,
+            layer_norm_eps=1e-5,
+            init=None,
+        )
+    ).eval()
+    memory = torch.randn(1, 3, 16)
+    probs = explain.token_probabilities(dec, memory, 0, 1, [5, 7])
+    assert len(probs) == 3  # two tokens and the EOS
+    logits, _ = dec(torch.tensor([[0, 5, 7]]), memory, None)
+    expected = torch.softmax(logits[0], -1)[[0, 1, 2], [5, 7, 1]]
+    np.testing.assert_allclose(probs, expected.detach().numpy(), rtol=1e-5)
+
+
+def test_highlight_marks_shared_words_and_escapes_html():
+    words = explain.content_words("Which crystal has a <b> lattice?", 3, ["which", "has"])
+    assert words == {"crystal", "lattice"}
+    out = explain.highlight("A Crystal <b>lattice</b> & ice", words)
+    assert out == "A <mark>Crystal</mark> &lt;b&gt;<mark>lattice</mark>&lt;/b&gt; &amp; ice"
+
+
+# --- which model a tab serves -----------------------------------------------------------------
+
+
+def test_a_project_without_a_model_shows_its_make_target(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
+    champ = find_champion("image_classifier", "image-classifier-smoke", ["full", "smoke"])
+    assert champ.model is None
+    assert champ.candidates == ["image_classifier-isic2024", "image_classifier-isic2024-smoke"]
+    text = describe(champ)
+    assert "make image-classifier-smoke" in text
+    assert "image_classifier-isic2024-smoke@champion" in text
+
+
+def test_a_served_model_is_described_with_run_data_set_and_metric():
+    champ = Champion(
+        "captioning",
+        "captioning-smoke",
+        ["captioning-flickr8k"],
+        name="captioning-flickr8k",
+        version="3",
+        run_id="abc123",
+        data_set="flickr8k",
+        metric="val_cider_d",
+        value="0.61234",
+        model=object(),
+    )
+    text = describe(champ)
+    for part in (
+        "captioning-flickr8k",
+        "version 3",
+        "abc123",
+        "flickr8k",
+        "full data",
+        "val_cider_d = 0.6123",
+    ):
+        assert part in text
+
+
+def test_config_rejects_unknown_keys_and_projects():
+    assert load(["port=0"]).host == "127.0.0.1"
+    with pytest.raises(ConfigError, match="'uploads.max_byts'"):
+        load(["uploads.max_byts=1"])
+    with pytest.raises(ConfigError, match="unknown project 'chess'"):
+        load(["projects=[{name: chess, title: x, make_target: y}]"])
+
+
+def test_the_app_binds_loopback_and_keeps_gradio_files_in_a_temp_folder(monkeypatch):
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from projects.demo import app
+
+    seen: dict = {}
+
+    class FakeApp:
+        def queue(self, **kwargs) -> None:
+            pass
+
+        def launch(self, **kwargs) -> None:
+            seen.update(kwargs, temp=Path(os.environ["GRADIO_TEMP_DIR"]))
+            assert seen["temp"].is_dir()
+
+    monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
+    monkeypatch.setattr(app, "load_champions", lambda cfg: [])
+    monkeypatch.setattr(app, "build_app", lambda cfg, champions: FakeApp())
+    app.main(["port=0"])
+    assert seen["server_name"] == "127.0.0.1" and seen["server_port"] > 0
+    assert seen["max_file_size"] == load().uploads.max_bytes
+    assert seen["temp"].parent == Path(tempfile.gettempdir())
+    assert not seen["temp"].exists()  # removed on exit
