@@ -125,9 +125,15 @@ def passages_html(question: str, passages: pd.DataFrame, cfg: DemoConfig) -> str
     return "\n".join(parts) or "<p>No passage retrieved.</p>"
 
 
+def example_frame(champ: Champion) -> pd.DataFrame | None:
+    """The registered model's input example as a frame (logged as JSON records or a frame)."""
+    example = champ.model.input_example
+    return None if example is None else pd.DataFrame(example).reset_index(drop=True)
+
+
 def example_images(champ: Champion, cfg: DemoConfig) -> dict[str, Image.Image]:
     """The data set images the registered model carries as its input example."""
-    example = champ.model.input_example
+    example = example_frame(champ)
     if example is None or "image" not in example:
         return {}
     return {
@@ -208,9 +214,9 @@ def tabular_tab(champ: Champion, cfg: DemoConfig) -> None:
     if not _header(champ):
         return
     wrapper = champ.model.unwrap_python_model()
-    if champ.model.input_example is None:
+    if example_frame(champ) is None:
         raise InputError(f"{champ.name} carries no input example to prefill the form from")
-    example = champ.model.input_example.reset_index(drop=True)
+    example = example_frame(champ)
     fields = [f for f in [*cfg.tabular.form_fields, *wrapper.spec.extra_numeric] if f in example]
     gr.Markdown(
         f"Prefilled from the data set's first example row (patient `{example[isic.PATIENT][0]}`;"
@@ -271,9 +277,9 @@ def retrieval_tab(champ: Champion, cfg: DemoConfig) -> None:
     if not _header(champ):
         return
     pipeline = champ.model.unwrap_python_model().pipeline
-    if champ.model.input_example is None:
+    if example_frame(champ) is None:
         raise InputError(f"{champ.name} carries no input example to prefill the form from")
-    example = champ.model.input_example.reset_index(drop=True).iloc[0]
+    example = example_frame(champ).iloc[0]
     with gr.Row():
         with gr.Column():
             prompt = gr.Textbox(
