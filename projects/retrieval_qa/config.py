@@ -68,6 +68,7 @@ class RetrieverConfig:
 class ReaderConfig:
     model: str
     num_hidden_layers: int | None
+    dropout: float | None  # every dropout of the reader; None = the checkpoint's own
     context_passages: int
     max_length: int
     batch_size: int

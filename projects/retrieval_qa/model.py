@@ -17,8 +17,11 @@ from shared.metrics import map_at_k
 from shared.models import resolve_model_path
 
 
-def load_reader(name: str, num_hidden_layers: int | None = None):
-    """(tokenizer, AutoModelForMultipleChoice); the choice head is new when `name` lacks one."""
+def load_reader(name: str, num_hidden_layers: int | None = None, dropout: float | None = None):
+    """(tokenizer, AutoModelForMultipleChoice); the choice head is new when `name` lacks one.
+
+    `dropout` (None = the checkpoint's own) sets every dropout of the reader, backbone and head
+    (`set_dropout`)."""
     from transformers import AutoModelForMultipleChoice, AutoTokenizer
 
     path = resolve_model_path(name)
@@ -31,7 +34,25 @@ def load_reader(name: str, num_hidden_layers: int | None = None):
             f"reader model '{name}' could not be loaded ({exc}). Offline? Download it into the "
             "Hugging Face cache first, or point reader.model at a local folder."
         ) from exc
+    if dropout is not None:
+        set_dropout(model, dropout)
     return tokenizer, model
+
+
+def set_dropout(model: torch.nn.Module, p: float) -> int:
+    """Every `nn.Dropout` of `model` (embeddings, attention probabilities, hidden states, the
+    choice head) drops with probability `p`; returns how many were set.
+
+    Why the smoke reader needs 0: all-MiniLM-L6-v2 was trained with mean pooling, so its [CLS]
+    is an attention sink (in layer 3 it attends ~94% to itself) whose state hardly depends on the
+    input; the option moves it by ~2e-4 of its norm. The multiple-choice head reads exactly that
+    [CLS] (pooler -> classifier), and dropout's noise in training mode is orders of magnitude
+    larger than that difference between the five options, so the loss stays at ln 5."""
+    n = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p, n = float(p), n + 1
+    return n
 
 
 def fit_lengths(n_context: int, n_question: int, n_option: int, budget: int) -> tuple[int, ...]:

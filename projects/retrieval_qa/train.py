@@ -73,7 +73,7 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
         contexts = {
             s: retriever.contexts(rankings[s]["hybrid"], r.context_passages) for s in splits
         }
-        tokenizer, model = load_reader(r.model, r.num_hidden_layers)
+        tokenizer, model = load_reader(r.model, r.num_hidden_layers, r.dropout)
         # The checkpoint kept is the epoch with the best val MAP@3; test is only reported.
         model, metrics["best_epoch"] = fit_reader(
             model, tokenizer, splits, contexts, r, to_dict(cfg.optim), cfg.trainer

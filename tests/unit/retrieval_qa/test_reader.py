@@ -27,6 +27,7 @@ def _question(prompt: str, options: list[str], answer: str = "A") -> pd.DataFram
     )
 
 
+NAMES = ["Oszor Torgasa", "Nexzor Tririga", "Calvin Phiixos", "Trilen Ixgaga", "Ostor Phizortri"]
 OPTIONS = ["red flame", "green flame", "blue light", "white smoke", "no colour at all"]
 
 
@@ -113,3 +114,29 @@ def test_fit_reader_keeps_the_epoch_with_the_best_val_map3(tokenizer, project_co
     assert best_epoch == 0
     bias = model.bias.detach().numpy()
     assert int(np.argmax(bias)) == 1 and bias[0] == pytest.approx(0.4, abs=0.02)
+
+
+def test_the_smoke_readers_training_noise_does_not_drown_the_options(tokenizer, project_config):
+    """The smoke reader as configured, in training mode, scores the five options of a question
+    apart by more than its own noise. all-MiniLM-L6-v2's [CLS], which the choice head reads, is
+    an attention sink that the option hardly moves; with the checkpoint's dropout (0.1) two
+    training-mode passes over the same input differ far more than the options do, and the
+    smoke reader's loss stayed at ln 5 for every epoch."""
+    from projects.retrieval_qa.model import load_reader
+
+    r = project_config("retrieval_qa", "experiment=smoke").reader
+    _, model = load_reader(r.model, r.num_hidden_layers, r.dropout)
+    q = _question("Who first described Velphi ceramic?", NAMES, "B")
+    ctx = ["Velphi ceramic: Velphi ceramic was first described by Nexzor Tririga in 1787."]
+    enc = encode(tokenizer, q, ctx, r.max_length)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        model.train()
+        first, second = model(**enc).logits, model(**enc).logits
+        model.eval()
+        clean = model(**enc).logits
+    gaps = (clean[0, :, None] - clean[0, None, :]).abs()
+    option_gap = gaps[~torch.eye(5, dtype=torch.bool)].min()
+    noise = (first - second).abs().max()
+    assert option_gap > 0  # the five sequences differ, and so do their scores
+    assert noise < 0.1 * option_gap, (noise.item(), option_gap.item())
