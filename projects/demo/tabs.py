@@ -75,7 +75,8 @@ def answer_question(pipeline: Any, question: pd.DataFrame) -> tuple[pd.DataFrame
         }
     )
     used = [int(p) for p in ranking[0][: pipeline.context_passages] if p >= 0]
-    passages = pipeline.retriever.passages.iloc[used].reset_index(drop=True)
+    store = pipeline.retriever.passages  # memory-mapped: read only the passages used
+    passages = pd.DataFrame({c: store.column(c, used) for c in ("title", "text")})
     return ranked, passages
 
 
