@@ -20,6 +20,14 @@ pytestmark = pytest.mark.timeout(30)
 PROMPT = r"pyshell:~/work[#$] "  # the default PS1, `pyshell:\w\$ `, with HOME = tmp_path
 
 
+def _terminal_signals() -> None:
+    """Start the shell with the default job-control signal dispositions, as a terminal emulator
+    does: a test runner launched in the background (`cmd &` in a script) ignores SIGINT and
+    SIGQUIT, and the shell and its jobs would inherit that, so Ctrl-C would reach nothing."""
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 class Session:
     """One interactive shell on a pty, plus the pids of jobs it started (killed at teardown)."""
 
@@ -32,6 +40,7 @@ class Session:
             encoding="utf-8",
             timeout=10,
             dimensions=(24, 200),
+            preexec_fn=_terminal_signals,
         )
         self.pids: list[int] = []
         self.prompt()
