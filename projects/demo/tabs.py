@@ -165,6 +165,22 @@ def _header(champ: Champion) -> bool:
     return champ.model is not None
 
 
+def _image_inputs(project: str, examples: dict, what: str, upload_what: str) -> tuple:
+    """The two image sources of a tab: one of the data set's examples, or an upload."""
+    import gradio as gr
+
+    example = gr.Radio(
+        list(examples),
+        value=next(iter(examples), None),
+        label=f"Example {what} (from the data set)",
+        elem_id=f"{project}-example",
+    )
+    upload = gr.File(
+        label=f"... or upload {upload_what}", type="filepath", elem_id=f"{project}-upload"
+    )
+    return example, upload
+
+
 def image_tab(champ: Champion, cfg: DemoConfig) -> None:
     import gradio as gr
 
@@ -174,16 +190,8 @@ def image_tab(champ: Champion, cfg: DemoConfig) -> None:
     examples = example_images(champ, cfg)
     with gr.Row():
         with gr.Column():
-            example = gr.Radio(
-                list(examples),
-                value=next(iter(examples), None),
-                label="Example lesion image (from the data set)",
-                elem_id="image_classifier-example",
-            )
-            upload = gr.File(
-                label="... or upload a lesion image (JPEG/PNG)",
-                type="filepath",
-                elem_id="image_classifier-upload",
+            example, upload = _image_inputs(
+                "image_classifier", examples, "lesion image", "a lesion image (JPEG/PNG)"
             )
             run = gr.Button("Score", variant="primary", elem_id="image_classifier-run")
         with gr.Column():
@@ -316,15 +324,7 @@ def captioning_tab(champ: Champion, cfg: DemoConfig) -> None:
     examples = example_images(champ, cfg)
     with gr.Row():
         with gr.Column():
-            example = gr.Radio(
-                list(examples),
-                value=next(iter(examples), None),
-                label="Example image (from the data set)",
-                elem_id="captioning-example",
-            )
-            upload = gr.File(
-                label="... or upload an image", type="filepath", elem_id="captioning-upload"
-            )
+            example, upload = _image_inputs("captioning", examples, "image", "an image")
             preview = gr.Image(
                 label="Image",
                 type="pil",
