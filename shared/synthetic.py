@@ -23,12 +23,16 @@ class NotOurFolderError(InputError, FileExistsError):
     """The folder holds files the smoke generator did not write."""
 
 
-def ensure_generated(out_dir: str | Path, write: Callable[..., Any], **settings: Any) -> Path:
-    """`write(out_dir, **settings)` unless `out_dir` already holds that very data set."""
+def ensure_generated(
+    out_dir: str | Path, write: Callable[..., Any], version: int = 1, **settings: Any
+) -> Path:
+    """`write(out_dir, **settings)` unless `out_dir` already holds that very data set, written
+    by this `version` of the generator (bump it when the generator writes something new)."""
     out = Path(out_dir)
     marker = out / MARKER
+    recorded = {**settings, "generator_version": version}
     if marker.is_file():
-        if json.loads(marker.read_text()) == settings:
+        if json.loads(marker.read_text()) == recorded:
             return out
         shutil.rmtree(out)  # ours, made with other settings: start again
     elif out.exists() and any(out.iterdir()):
@@ -39,5 +43,5 @@ def ensure_generated(out_dir: str | Path, write: Callable[..., Any], **settings:
         )
     out.mkdir(parents=True, exist_ok=True)
     write(out, **settings)
-    marker.write_text(json.dumps(settings, sort_keys=True))
+    marker.write_text(json.dumps(recorded, sort_keys=True))
     return out

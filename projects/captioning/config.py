@@ -40,6 +40,7 @@ class DataConfig:
 class EncoderConfig:
     name: str
     pretrained: bool
+    frozen: bool  # never trained: its features are computed once per image, before training
     freeze_epochs: int
 
 

@@ -187,7 +187,8 @@ def encode_captions(tokenizer, captions: list[str], max_len: int) -> tuple[list[
 
 class CaptionDataset(Dataset):
     """(image, caption ids, length) per image; training draws one of its captions at random
-    each time (every epoch sees every image once), evaluation takes the first."""
+    each time (every epoch sees every image once), evaluation takes the first. With `features`
+    set (a frozen backbone's tokens, one row per image) those replace the image."""
 
     def __init__(
         self,
@@ -200,6 +201,7 @@ class CaptionDataset(Dataset):
         random_caption: bool,
     ) -> None:
         self.paths = frame["path"].tolist()
+        self.features: torch.Tensor | None = None  # CaptionDataModule.use_features
         self.store, self.transform = store, transform
         self.token_ids, self.pad_id, self.max_len = token_ids, pad_id, max_len
         self.random_caption = random_caption
@@ -213,7 +215,10 @@ class CaptionDataset(Dataset):
         ids = caps[j]
         seq = np.full(self.max_len + 1, self.pad_id, dtype=np.int64)
         seq[: len(ids)] = ids
-        image = self.transform(self.store.read(self.paths[i]))
+        if self.features is not None:
+            image = self.features[i]
+        else:
+            image = self.transform(self.store.read(self.paths[i]))
         return image, torch.from_numpy(seq), torch.tensor(len(ids))
 
 
@@ -221,7 +226,8 @@ class CaptionDataModule(L.LightningDataModule):
     """Karpathy train/val/test splits as loaders; captions encoded once with the tokenizer.
 
     Training draws one of an image's captions at random each epoch; val and test keep every
-    reference in `self.splits[s]["raw"]` for scoring.
+    reference in `self.splits[s]["raw"]` for scoring. `use_features` swaps the images for a
+    frozen backbone's tokens (one tensor per split, in split order).
     """
 
     def __init__(
@@ -239,6 +245,30 @@ class CaptionDataModule(L.LightningDataModule):
         self.splits = {s: frame[frame["split"] == s].reset_index(drop=True) for s in SPLITS}
         self.truncated = 0
         self.datasets = {s: self._dataset(s) for s in SPLITS}
+
+    def image_loader(self, split: str) -> DataLoader:
+        """The split's images in order with the evaluation transform (no augmentation, no
+        cached features): what a frozen backbone's features are computed from."""
+        ds = self.datasets[split]
+        plain = CaptionDataset(
+            self.splits[split],
+            self.store,
+            preprocessing_transform(self.preprocessing, False),
+            ds.token_ids,
+            ds.pad_id,
+            ds.max_len,
+            random_caption=False,
+        )
+        return DataLoader(plain, batch_size=self.eval_batch_size, num_workers=self.cfg.num_workers)
+
+    def use_features(self, features: dict[str, torch.Tensor]) -> None:
+        """Serve `features[split]` instead of each split's images from now on."""
+        for split, ds in self.datasets.items():
+            if len(features[split]) != len(ds):
+                raise ValueError(
+                    f"{len(features[split])} feature rows for {len(ds)} {split} images"
+                )
+            ds.features = features[split]
 
     def _dataset(self, split: str) -> CaptionDataset:
         ids = []

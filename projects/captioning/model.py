@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-import timm
 import timm.data
 import torch
 from torch import nn
@@ -13,26 +13,38 @@ from torch.utils.data import DataLoader
 from projects.captioning.decoder import DecoderConfig, GPT2Decoder, load_hf_gpt2
 from projects.captioning.generate import beam_search, greedy
 from shared.config import ConfigError
+from shared.pretrained import create_timm_model
+
+
+def grid_positions(n_tokens: int, dim: int) -> torch.Tensor:
+    """(n_tokens, dim) fixed 2-D sine-cosine positions of a square grid, row by row: x and y
+    each take half the channels, as sin and cos at dim / 4 frequencies."""
+    side = math.isqrt(n_tokens)
+    if side * side != n_tokens or dim % 4:
+        raise ValueError(
+            f"{n_tokens} tokens are not a square grid, or {dim} is not a multiple of 4"
+        )
+    y, x = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4) / (dim // 4))
+    parts = [f(c.flatten()[:, None] * omega) for c in (x, y) for f in (torch.sin, torch.cos)]
+    return torch.cat(parts, dim=1)
 
 
 class ImageEncoder(nn.Module):
-    """A timm backbone's feature grid (CNN) or tokens (ViT), projected to the decoder width."""
+    """A timm backbone's feature grid (CNN) or tokens (ViT), projected to the decoder width.
+
+    Cross-attention treats its memory as a set: a ViT's tokens carry their position, a CNN's
+    grid cells get fixed 2-D sine-cosine positions, or "left of" could not be learnt.
+    """
 
     def __init__(self, name: str, pretrained: bool, out_dim: int) -> None:
         super().__init__()
         self.name = name
-        try:
-            self.backbone = timm.create_model(name, pretrained=pretrained, num_classes=0)
-        except Exception as exc:
-            if pretrained:
-                raise RuntimeError(
-                    f"pretrained weights for '{name}' could not be loaded ({type(exc).__name__}): "
-                    "offline? fill the Hugging Face cache first or set encoder.pretrained=false"
-                ) from exc
-            raise
+        self.backbone = create_timm_model(name, pretrained, num_classes=0)
         self.proj = nn.Sequential(
             nn.Linear(self.backbone.num_features, out_dim), nn.LayerNorm(out_dim)
         )
+        self.grid = getattr(self.backbone, "pos_embed", None) is None  # no positions of its own
 
     def data_config(self) -> dict:
         """The backbone's preprocessing (input size, interpolation, mean, std) from its
@@ -50,12 +62,20 @@ class ImageEncoder(nn.Module):
                 f"takes {tuple(native)} images, not {size}; set data.image_size=null"
             )
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, N, out_dim) visual tokens."""
+    def backbone_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, N, C): the backbone's feature grid (CNN) or tokens (ViT)."""
         feats = self.backbone.forward_features(images)
         if feats.ndim == 4:  # CNN: (B, C, h, w) -> (B, h*w, C)
             feats = feats.flatten(2).transpose(1, 2)
-        return self.proj(feats)
+        return feats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, 3, H, W), or the backbone's tokens (B, N, C) as cached for a frozen
+        backbone (`backbone_features`) -> (B, N, out_dim) visual tokens."""
+        tokens = self.proj(x if x.ndim == 3 else self.backbone_tokens(x))
+        if self.grid:
+            tokens = tokens + grid_positions(tokens.shape[1], tokens.shape[2]).to(tokens)
+        return tokens
 
 
 class Captioner(nn.Module):
@@ -71,6 +91,17 @@ class Captioner(nn.Module):
     def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         logits, _ = self.decoder(tokens, self.encoder(images))
         return logits
+
+
+@torch.no_grad()
+def backbone_features(
+    encoder: ImageEncoder, images: DataLoader, device: str | torch.device
+) -> torch.Tensor:
+    """(N, T, C) backbone tokens of every image of a loader (its first item), in order: what a
+    frozen backbone gives, computed once instead of every epoch."""
+    encoder.eval().to(device)
+    parts = [encoder.backbone_tokens(batch[0].to(device)).cpu() for batch in images]
+    return torch.cat(parts)
 
 
 @torch.no_grad()

@@ -4,6 +4,7 @@ the checkpoint kept is the epoch with the best greedy CIDEr-D on the validation 
 from __future__ import annotations
 
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 
+from projects.captioning.grounding import grounding
 from projects.captioning.model import Captioner, caption_loader
 from shared.lightning import adamw_warmup_cosine, build_trainer
 from shared.metrics import caption_scores
@@ -120,10 +122,18 @@ def fit(module: CaptionModule, dm: Any, tok: Any, cfg: Any) -> dict[str, float]:
 
 
 def evaluate(
-    model: Captioner, dm: Any, tok: Any, decoding: Any, device: Any, baseline: str
+    model: Captioner,
+    dm: Any,
+    tok: Any,
+    decoding: Any,
+    device: Any,
+    baseline: str,
+    scenes: dict[str, dict] | None = None,
 ) -> tuple[dict[str, float], dict[str, dict[str, list[str]]]]:
     """Beam (`{split}_cider_d`) and greedy (`..._greedy`) scores of val and test, and the
-    same split given `baseline` for every image (`..._baseline`: what "learns" must beat)."""
+    same split given `baseline` for every image (`..._baseline`: what "learns" must beat).
+    With `scenes` (generated data: what each image shows), also `{split}_grounding`: the
+    share of captions true of their image (`grounding.py`)."""
     metrics: dict[str, float] = {}
     generated = {}
     for s in ("val", "test"):
@@ -133,5 +143,8 @@ def evaluate(
         runs["_baseline"] = [baseline] * len(refs)
         for suffix, caps in runs.items():
             scores = caption_scores(refs, dict(enumerate(caps)))
+            if scenes is not None:
+                truths = [scenes[Path(p).name] for p in dm.splits[s]["path"]]
+                scores["grounding"] = grounding(caps, truths)
             metrics.update({f"{s}_{k}{suffix}": v for k, v in scores.items()})
     return metrics, generated

@@ -1,7 +1,9 @@
 """Rendered scenes with grounded captions, written as a Karpathy split (`dataset_synthetic.json`).
 
 Each image holds one or two shapes with a colour, a size and a place; its five reference
-captions are worded differently but every word is true of what is drawn.
+captions are worded differently but every word is true of what is drawn. What was drawn goes to
+`scenes.json` (file name -> objects, left to right), so a caption can be checked against the
+truth (`grounding.py`), not only against the references.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ COLORS = {
     "yellow": (235, 200, 30),
 }
 SHAPES = ("circle", "square", "triangle")
+SIZES = ("small", "large")
+SCENES = "scenes.json"  # what each image shows: the truth a caption is checked against
 PLACES = {"left": (0.27, 0.5), "right": (0.73, 0.5), "top": (0.5, 0.27), "bottom": (0.5, 0.73)}
 ONE = [
     "a {size} {color} {shape} on the {place}",
@@ -38,6 +42,9 @@ TWO = [
 ]
 
 
+GENERATOR_VERSION = 2  # 2: scenes.json records what each image shows
+
+
 def _draw(
     draw: ImageDraw.ImageDraw, shape: str, color: str, cx: float, cy: float, r: float
 ) -> None:
@@ -51,7 +58,9 @@ def _draw(
         draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
 
 
-def render_scene(rng: np.random.Generator, size: int) -> tuple[Image.Image, list[str]]:
+def render_scene(rng: np.random.Generator, size: int) -> tuple[Image.Image, list[str], dict]:
+    """An image, its five captions, and the truth: `{"objects": [...]}`, each object's
+    colour and shape (and, for a lone shape, its size and place), left to right."""
     img = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(225, 250, 3)))
     draw = ImageDraw.Draw(img)
     jitter = lambda: rng.normal(0, size * 0.02)  # noqa: E731
@@ -63,18 +72,20 @@ def render_scene(rng: np.random.Generator, size: int) -> tuple[Image.Image, list
         _draw(draw, shape, color, fx * size + jitter(), fy * size + jitter(), r)
         words = {
             "size": "large" if big else "small",
-            "color": color,
-            "shape": shape,
-            "place": place,
+            "color": str(color),
+            "shape": str(shape),
+            "place": str(place),
         }
         captions = [t.format(**words) for t in ONE]
+        truth = {"objects": [words]}
     else:
         c1, c2 = rng.choice(list(COLORS), 2, replace=False)
         s1, s2 = rng.choice(SHAPES), rng.choice(SHAPES)
         for (shape, color), fx in (((s1, c1), 0.27), ((s2, c2), 0.73)):
             _draw(draw, shape, color, fx * size + jitter(), size * 0.5 + jitter(), size * 0.14)
         captions = [t.format(c1=c1, s1=s1, c2=c2, s2=s2) for t in TWO]
-    return img, captions
+        truth = {"objects": [{"color": str(c), "shape": str(s)} for c, s in ((c1, s1), (c2, s2))]}
+    return img, captions, truth
 
 
 def write_dataset(
@@ -86,15 +97,16 @@ def write_dataset(
     image_size: int,
     seed: int,
 ) -> Path:
-    """Images under `out_dir/images/` and `out_dir/dataset_synthetic.json` (Karpathy format)."""
+    """Images under `out_dir/images/`, `out_dir/dataset_synthetic.json` (Karpathy format) and
+    `out_dir/scenes.json` (what each image shows)."""
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    images, sentid = [], 0
+    images, scenes, sentid = [], {}, 0
     splits = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
     for imgid, split in enumerate(splits):
-        img, captions = render_scene(rng, image_size)
         name = f"scene_{imgid:05d}.jpg"
+        img, captions, scenes[name] = render_scene(rng, image_size)
         img.save(out / "images" / name, quality=92)
         sentences = []
         for c in rng.permutation(captions):
@@ -110,6 +122,7 @@ def write_dataset(
                 "sentences": sentences,
             }
         )
+    (out / SCENES).write_text(json.dumps(scenes))
     (out / "dataset_synthetic.json").write_text(
         json.dumps({"dataset": "synthetic", "images": images})
     )
@@ -119,4 +132,4 @@ def write_dataset(
 def ensure_dataset(out_dir: str | Path, **settings) -> Path:
     """Generate the smoke data set into `out_dir` unless it holds it already (never into a
     folder of someone else's files: `shared.synthetic.ensure_generated`)."""
-    return ensure_generated(out_dir, write_dataset, **settings)
+    return ensure_generated(out_dir, write_dataset, version=GENERATOR_VERSION, **settings)

@@ -14,13 +14,15 @@ from omegaconf import DictConfig
 
 from projects.captioning.config import CaptioningConfig
 from projects.captioning.data import (
+    SPLITS,
     CaptionDataModule,
     load_captions,
     most_common_caption,
     resolve_preprocessing,
 )
 from projects.captioning.decoder import DecoderConfig
-from projects.captioning.model import Captioner
+from projects.captioning.grounding import read_scenes
+from projects.captioning.model import Captioner, backbone_features
 from projects.captioning.module import CaptionModule, evaluate, fit
 from projects.captioning.pyfunc import CaptionModel, build_bundle
 from projects.captioning.report import log_preprocessing, log_test_captions
@@ -71,23 +73,29 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
                 **{f"n_images_{s}": len(df) for s, df in dm.splits.items()},
             }
         )
-        module = CaptionModule(
-            model, to_dict(cfg.optim), cfg.label_smoothing, cfg.encoder.freeze_epochs
-        )
-        chosen = fit(module, dm, tok, cfg)  # the epoch with the best val greedy CIDEr-D
         device = select_device(cfg.trainer.accelerator).torch_device
+        if cfg.encoder.frozen:  # the backbone never trains: its tokens, once per image
+            dm.use_features(
+                {s: backbone_features(model.encoder, dm.image_loader(s), device) for s in SPLITS}
+            )
+        freeze = cfg.trainer.max_epochs if cfg.encoder.frozen else cfg.encoder.freeze_epochs
+        module = CaptionModule(model, to_dict(cfg.optim), cfg.label_smoothing, freeze)
+        chosen = fit(module, dm, tok, cfg)  # the epoch with the best val greedy CIDEr-D
         baseline = most_common_caption(frame)
-        metrics, generated = evaluate(model, dm, tok, cfg.decoding, device, baseline)
+        scenes = read_scenes(cfg.data.dir)  # generated data: what each image shows
+        metrics, generated = evaluate(model, dm, tok, cfg.decoding, device, baseline, scenes)
         metrics.update(chosen)
         tracking.log_metrics(metrics)
-        log_test_captions(dm.splits["test"], store, generated["test"])
+        log_test_captions(dm.splits["test"], store, generated["test"], scenes)
         log.info(
-            "epoch %d chosen on val; val CIDEr-D %.3f, test BLEU-4 %.3f CIDEr-D %.3f (beam); "
+            "epoch %d chosen on val; val CIDEr-D %.3f, test BLEU-4 %.3f CIDEr-D %.3f (beam), "
+            "grounding %s; "
             "greedy test BLEU-4 %.3f CIDEr-D %.3f; most common caption: test CIDEr-D %.3f",
             chosen["best_epoch"],
             metrics["val_cider_d"],
             metrics["test_bleu_4"],
             metrics["test_cider_d"],
+            f"{metrics['test_grounding']:.3f}" if scenes else "n/a (real data)",
             metrics["test_bleu_4_greedy"],
             metrics["test_cider_d_greedy"],
             metrics["test_cider_d_baseline"],

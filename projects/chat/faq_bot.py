@@ -83,7 +83,7 @@ def load_encoder(model: str) -> Encoder:
     """A function texts -> L2-normalised float32 embeddings (one row per text)."""
     from sentence_transformers import SentenceTransformer
 
-    from shared.models import resolve_model_path
+    from shared.pretrained import resolve_model_path
 
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 

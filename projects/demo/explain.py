@@ -1,5 +1,6 @@
-"""Why a model said what it said: Grad-CAM for the lesion CNN, the GBMs' own per-feature
-contributions, per-token probabilities of caption beams, and shared-word highlighting.
+"""Why a model said what it said: the GBMs' own per-feature contributions, per-token
+probabilities of caption beams, and shared-word highlighting (Grad-CAM for the lesion CNN is
+the image project's own: `projects.image_classifier.gradcam`).
 
 Each function works on the objects inside the registered pyfuncs (fold models, boosters,
 decoder), so the demo explains exactly the model it serves.
@@ -14,53 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
-from PIL import Image
 from torch import nn
-
-
-def grad_cam(models: Sequence[nn.Module], x: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) images -> (B, H, W) Grad-CAM maps in [0, 1], averaged over `models`.
-
-    A forward pre-hook on each model's pooling layer (`model.pool`) captures the backbone's
-    last feature map A; the map is relu(sum_c mean_xy(d logit / d A_c) * A_c), upsampled to
-    the input size, then scaled so each image's maximum is 1 (an all-zero map stays zero).
-    """
-    maps = []
-    for model in models:
-        captured: dict[str, torch.Tensor] = {}
-
-        def keep(module: nn.Module, args: tuple, captured: dict = captured) -> tuple:  # noqa: ARG001
-            feats = args[0]
-            if not feats.requires_grad:  # frozen weights: still differentiate w.r.t. A
-                feats = feats.detach().requires_grad_(True)
-            captured["a"] = feats
-            return (feats, *args[1:])
-
-        handle = model.pool.register_forward_pre_hook(keep)
-        try:
-            with torch.enable_grad():
-                logits = model.eval()(x)
-                (grad,) = torch.autograd.grad(logits.sum(), captured["a"])
-        finally:
-            handle.remove()
-        a = captured["a"].detach()
-        weights = grad.mean(dim=(2, 3), keepdim=True)
-        maps.append(F.relu((weights * a).sum(1)))
-    cam = torch.stack(maps).mean(0)[:, None]
-    cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-    peak = cam.flatten(1).max(1).values.clamp_min(1e-12)[:, None, None]
-    return (cam / peak).clamp(0, 1).numpy()
-
-
-def overlay(image: Image.Image, cam: np.ndarray, alpha: float, colormap: str) -> Image.Image:
-    """The heat map (resized to the image, coloured by `colormap`) blended over the image."""
-    from matplotlib import colormaps
-
-    heat = Image.fromarray(np.uint8(cam * 255)).resize(image.size, Image.BILINEAR)
-    rgb = colormaps[colormap](np.asarray(heat) / 255.0)[..., :3]
-    heat_img = Image.fromarray(np.uint8(rgb * 255))
-    return Image.blend(image.convert("RGB"), heat_img, alpha)
 
 
 def gbm_contributions(ensemble, X: pd.DataFrame) -> dict[str, pd.DataFrame]:

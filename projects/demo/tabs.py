@@ -16,6 +16,7 @@ from projects.demo import explain
 from projects.demo.champions import Champion, describe
 from projects.demo.config import DemoConfig
 from projects.demo.uploads import image_from_base64, read_image
+from projects.image_classifier.gradcam import grad_cam, side_by_side
 from shared.errors import InputError
 
 LETTERS = ["A", "B", "C", "D", "E"]
@@ -25,17 +26,21 @@ LETTERS = ["A", "B", "C", "D", "E"]
 
 
 def score_lesion(scorer: Any, image: Image.Image, cfg: DemoConfig) -> tuple[float, Image.Image]:
-    """The registered model's malignancy score and its fold models' Grad-CAM over the image."""
+    """The registered model's malignancy score, and the image beside its fold models'
+    Grad-CAM over it with the colour scale."""
     scores = scorer.score_images([image])
     if isinstance(scores, pd.DataFrame):  # a pyfunc that returns more than the score
         scores = scores["score"].to_numpy()
     score = float(np.asarray(scores).ravel()[0])
-    cam = explain.grad_cam(scorer.models, scorer.transform(image)[None])[0]
+    cam = grad_cam(scorer.models, scorer.transform(image)[None])[0]
     shown = image
     if max(image.size) < cfg.image.display_size:  # small images: enlarge for the screen only
         scale = cfg.image.display_size / max(image.size)
         shown = image.resize((round(image.width * scale), round(image.height * scale)))
-    return score, explain.overlay(shown, cam, cfg.image.gradcam_alpha, cfg.image.colormap)
+    figure = side_by_side(
+        shown, cam, cfg.image.gradcam_alpha, cfg.image.colormap, cfg.image.display_size
+    )
+    return score, figure
 
 
 def score_metadata(wrapper: Any, frame: pd.DataFrame, k: int) -> tuple[dict, pd.DataFrame]:
@@ -132,14 +137,29 @@ def example_frame(champ: Champion) -> pd.DataFrame | None:
     return None if example is None else pd.DataFrame(example).reset_index(drop=True)
 
 
+def example_labels(champ: Champion, n: int) -> list[str]:
+    """What each example image is, when the model's bundle says (the lesion model records its
+    examples' ids, labels and out-of-fold scores); else "data set example i"."""
+    meta = getattr(champ.model.unwrap_python_model(), "meta", None) or {}
+    described = meta.get("examples") or []
+    if len(described) != n:
+        return [f"data set example {i + 1}" for i in range(n)]
+    return [
+        f"{e['isic_id']}: {'malignant' if e['target'] else 'benign'} "
+        f"(held-out score {e['oof_score']:.3f})"
+        for e in described
+    ]
+
+
 def example_images(champ: Champion, cfg: DemoConfig) -> dict[str, Image.Image]:
-    """The data set images the registered model carries as its input example."""
+    """The data set images the registered model carries as its input example, by label."""
     example = example_frame(champ)
     if example is None or "image" not in example:
         return {}
+    labels = example_labels(champ, len(example))
     return {
-        f"data set example {i + 1}": image_from_base64(b, f"example {i + 1}", cfg.uploads)
-        for i, b in enumerate(example["image"])
+        label: image_from_base64(b, f"example {i + 1}", cfg.uploads)
+        for i, (label, b) in enumerate(zip(labels, example["image"]))
     }
 
 
@@ -197,7 +217,7 @@ def image_tab(champ: Champion, cfg: DemoConfig) -> None:
         with gr.Column():
             score = gr.Markdown(elem_id="image_classifier-score")
             cam = gr.Image(
-                label="Grad-CAM: where the CNN looked",
+                label="Grad-CAM: where the CNN looked (the image, and its heat map with scale)",
                 type="pil",
                 height=cfg.image.display_size,
                 elem_id="image_classifier-cam",

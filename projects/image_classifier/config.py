@@ -47,6 +47,7 @@ class ModelConfig:
     gem_p: float
     gem_eps: float
     dropout: float
+    freeze_blocks: int  # pretrained stem + first N blocks kept as loaded (0: train all)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class CVConfig:
     folds: list[int] | None
     selection: str  # inner | fixed: how a fold's epoch is chosen (never on the scored fold)
     inner_fraction: float
+    heldout_curves: bool  # score the held-out fold after every epoch (learning curves only)
     tta: bool
     min_tpr: float
 

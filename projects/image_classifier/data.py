@@ -259,7 +259,8 @@ class LesionDataModule(L.LightningDataModule):
 
     `selection=inner`: the training folds' patients are split into a training part and an inner
     validation part (`val`, which chooses the epoch); `fixed`: every training-fold row trains.
-    Fold k (`heldout`) is evaluated after each epoch for the learning curves, never to choose.
+    Fold k (`heldout`) is evaluated after each epoch for the learning curves, never to choose
+    (with `inner`, only when `heldout_curves`: it costs as much as the inner validation).
     """
 
     def __init__(
@@ -271,6 +272,7 @@ class LesionDataModule(L.LightningDataModule):
         seed: int,
         selection: str,
         inner_fraction: float,
+        heldout_curves: bool = True,
     ) -> None:
         super().__init__()
         check_options("none", selection, inner_fraction)  # train.run checks at start-up too
@@ -283,7 +285,10 @@ class LesionDataModule(L.LightningDataModule):
             self.select_df: pd.DataFrame | None = pool[inner].reset_index(drop=True)
         else:
             self.train_df, self.select_df = pool, None
-        self.val_names = ["heldout"] if self.select_df is None else ["val", "heldout"]
+        if self.select_df is None:
+            self.val_names = ["heldout"]
+        else:
+            self.val_names = ["val", "heldout"] if heldout_curves else ["val"]
 
     def _dataset(self, df: pd.DataFrame, train: bool) -> LesionDataset:
         t = build_transforms(self.cfg.augment, self.cfg.image_size, train)
@@ -323,5 +328,7 @@ class LesionDataModule(L.LightningDataModule):
         return self._loader(self.heldout_dataset(), persistent=False, shuffle=False)
 
     def val_dataloader(self) -> list[DataLoader]:
-        frames = [self.heldout_df] if self.select_df is None else [self.select_df, self.heldout_df]
-        return [self._loader(self._dataset(df, False), shuffle=False) for df in frames]
+        frames = {"val": self.select_df, "heldout": self.heldout_df}
+        return [
+            self._loader(self._dataset(frames[n], False), shuffle=False) for n in self.val_names
+        ]

@@ -4,51 +4,73 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import timm
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from projects.image_classifier.gem import GeM
+from shared.config import ConfigError
 from shared.datasets import isic2024 as isic
 from shared.metrics import pauc_above_tpr, roc_auc
+from shared.pretrained import create_timm_model
 
 
 def create_backbone(name: str, pretrained: bool) -> nn.Module:
-    """A timm feature extractor (no pooling, no classifier) created by name.
-
-    Pretrained weights come from the Hugging Face hub or timm's cache; offline, a clear
-    message says how to proceed instead of a long network traceback.
-    """
-    try:
-        return timm.create_model(name, pretrained=pretrained, num_classes=0, global_pool="")
-    except Exception as exc:
-        if pretrained and any(
-            s in str(exc).lower()
-            for s in ("connect", "offline", "resolve", "hub", "internet", "network")
-        ):
-            raise RuntimeError(
-                f"pretrained weights for '{name}' could not be fetched ({type(exc).__name__}). "
-                "Offline? Put them in the Hugging Face cache (HF_HOME) beforehand, or set "
-                "model.pretrained=false."
-            ) from exc
-        raise
+    """A timm feature extractor (no pooling, no classifier) created by name: a hub name, or
+    `pkg:efficientnet_lite0` for weights shipped in a package (`shared.pretrained`)."""
+    return create_timm_model(name, pretrained, num_classes=0, global_pool="")
 
 
 class LesionClassifier(nn.Module):
-    """backbone -> GeM -> dropout -> linear: one malignancy logit per image."""
+    """backbone -> GeM -> dropout -> linear: one malignancy logit per image.
+
+    `freeze_blocks` keeps a pretrained EfficientNet's stem and first blocks as loaded (no
+    gradients, BatchNorm in eval mode): their edge and colour filters need no new data, and
+    not back-propagating through the high-resolution layers halves a CPU step. Weights and
+    inputs are channels-last, about 1.6x faster than contiguous on CPU as on GPU.
+    """
 
     def __init__(
-        self, *, backbone: str, pretrained: bool, gem_p: float, gem_eps: float, dropout: float
+        self,
+        *,
+        backbone: str,
+        pretrained: bool,
+        gem_p: float,
+        gem_eps: float,
+        dropout: float,
+        freeze_blocks: int = 0,
     ) -> None:
         super().__init__()
         self.backbone = create_backbone(backbone, pretrained)
         self.pool = GeM(p=gem_p, eps=gem_eps)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.backbone.num_features, 1)
+        self.frozen = self._frozen_modules(freeze_blocks)  # a list: not registered twice
+        for module in self.frozen:
+            module.requires_grad_(False)
+        self.to(memory_format=torch.channels_last)
+
+    def _frozen_modules(self, n: int) -> list[nn.Module]:
+        if n == 0:
+            return []
+        blocks = getattr(self.backbone, "blocks", None)
+        if blocks is None or not hasattr(self.backbone, "conv_stem") or n > len(blocks):
+            raise ConfigError(
+                f"config key 'model.freeze_blocks': {n} needs an EfficientNet-style backbone "
+                f"(conv_stem, bn1, blocks) with at least {n} blocks"
+            )
+        return [self.backbone.conv_stem, self.backbone.bn1, *blocks[:n]]
+
+    def train(self, mode: bool = True) -> LesionClassifier:
+        """Frozen layers stay in eval mode (their BatchNorm statistics stay as loaded)."""
+        super().train(mode)
+        for module in self.frozen:
+            module.eval()
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised images -> (B,) logits."""
+        x = x.contiguous(memory_format=torch.channels_last)
         features = self.backbone.forward_features(x)  # (B, C, h, w) before any timm head
         return self.head(self.dropout(self.pool(features))).squeeze(1)
 

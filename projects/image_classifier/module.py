@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from projects.image_classifier.data import ImageSource, LesionDataModule
+from projects.image_classifier.data import ImageSource, LesionDataModule, build_transforms
+from projects.image_classifier.gradcam import lesion_focus
 from projects.image_classifier.model import LesionClassifier, predict_scores
 from projects.image_classifier.report import image_grid, write_csv_atomic
 from projects.image_classifier.state import RunState
@@ -103,7 +104,14 @@ def fit_fold(
     """
     seed_everything(cfg.seed + k, deterministic=False)  # a fold's result needs no other fold
     dm = LesionDataModule(
-        frame, k, images, cfg.loader, cfg.seed + k, cfg.cv.selection, cfg.cv.inner_fraction
+        frame,
+        k,
+        images,
+        cfg.loader,
+        cfg.seed + k,
+        cfg.cv.selection,
+        cfg.cv.inner_fraction,
+        cfg.cv.heldout_curves,
     )
     module = LesionModule(to_dict(cfg.model), to_dict(cfg.optim), cfg.cv.min_tpr, dm.val_names)
     inner = cfg.cv.selection == "inner"
@@ -185,3 +193,31 @@ def fit_folds(
         aucs.append(fs["roc_auc"])
         paths.append(fs["best_checkpoint"])
     return parts, aucs, paths
+
+
+def oof_lesion_focus(
+    cfg: Any,
+    oof: pd.DataFrame,
+    images: ImageSource,
+    checkpoints: list[str],
+    folds: list[int],
+    oracle: pd.DataFrame | None,
+) -> dict[str, float]:
+    """On generated data: Grad-CAM of every out-of-fold positive by the fold model that scored
+    it, as the share of the map's mass inside the lesion's disc (`cam_lesion_mass`) beside the
+    share of the image the disc covers (`cam_lesion_area`). Real data has no discs: {}."""
+    if oracle is None or not set(isic.LESION_DISC) <= set(oracle.columns):
+        return {}
+    positives = oof[oof[isic.TARGET] == 1].merge(oracle[[isic.ID, *isic.LESION_DISC]], on=isic.ID)
+    transform = build_transforms(cfg.loader.augment, cfg.loader.image_size, train=False)
+    sums, n = {"cam_lesion_mass": 0.0, "cam_lesion_area": 0.0}, 0
+    for k, path in zip(folds, checkpoints):
+        part = positives[positives[FOLD_COLUMN] == k]
+        if part.empty:
+            continue
+        model = LesionModule.load_from_checkpoint(path, map_location="cpu").model
+        x = torch.stack([transform(images.read(i)) for i in part[isic.ID]])
+        focus = lesion_focus([model], x, part[list(isic.LESION_DISC)].to_numpy())
+        sums = {key: sums[key] + focus[key] * len(part) for key in sums}
+        n += len(part)
+    return {key: value / n for key, value in sums.items()} if n else {}

@@ -24,6 +24,7 @@ from PIL import Image
 
 from projects.image_classifier.data import eval_transform
 from projects.image_classifier.model import LesionClassifier
+from shared.datasets import isic2024 as isic
 from shared.errors import ModelNotFoundError
 from shared.folds import FOLD_COLUMN
 from shared.images import EncodedImage, decode_image
@@ -120,10 +121,16 @@ class LesionScorer(mlflow.pyfunc.PythonModel):
 
 
 def build_bundle(
-    folder: Path, checkpoints: list[str], cfg, folds: list[int], oof: pd.DataFrame
+    folder: Path,
+    checkpoints: list[str],
+    cfg,
+    folds: list[int],
+    oof: pd.DataFrame,
+    examples: pd.DataFrame | None = None,
 ) -> Path:
     """The folds' best weights, each fold's OOF scores (the model's reference distribution)
-    plus the preprocessing and TTA the run scored with; `checkpoints` are in `folds` order."""
+    plus the preprocessing and TTA the run scored with; `checkpoints` are in `folds` order.
+    `examples` (`pick_examples`): what the input example's images are, for the demo."""
     from projects.image_classifier.module import LesionModule
     from shared.config import to_dict
 
@@ -138,11 +145,32 @@ def build_bundle(
         "std": list(cfg.loader.augment.std),
         "tta": cfg.cv.tta,
         "folds": [int(k) for k in folds],
+        "examples": [] if examples is None else examples.to_dict(orient="records"),
     }
     refs = [oof.loc[oof[FOLD_COLUMN] == k, "score"].to_numpy() for k in folds]
     return save_bundle(folder, weights, meta, refs)
 
 
-def input_example(store, image_id: str) -> list[dict[str, str]]:
-    """One stored image as the model's input example (`image`: base64 JPEG bytes)."""
-    return [{"image": base64.b64encode(store.read_bytes(image_id)).decode()}]
+def pick_examples(oof: pd.DataFrame, n_positive: int = 2) -> pd.DataFrame:
+    """The input example's lesions: the `n_positive` malignant ones the model scored highest
+    out of fold, then the benign one it scored lowest (`isic_id, target, oof_score`), so the
+    demo opens on lesions the model has learnt to see, not only on a confident negative."""
+    ranked = oof.sort_values("score", ascending=False, kind="stable")
+    chosen = pd.concat(
+        [
+            ranked[ranked[isic.TARGET] == 1].head(n_positive),
+            ranked[ranked[isic.TARGET] == 0].tail(1),
+        ]
+    )
+    return pd.DataFrame(
+        {
+            isic.ID: chosen[isic.ID].astype(str),
+            isic.TARGET: chosen[isic.TARGET].astype(int),
+            "oof_score": chosen["score"].astype(float).round(4),
+        }
+    ).reset_index(drop=True)
+
+
+def input_example(store, image_ids: list[str]) -> list[dict[str, str]]:
+    """Stored images as the model's input example (`image`: base64 JPEG bytes each)."""
+    return [{"image": base64.b64encode(store.read_bytes(i)).decode()} for i in image_ids]

@@ -18,8 +18,13 @@ from omegaconf import DictConfig, OmegaConf
 from projects.image_classifier.config import ImageClassifierConfig
 from projects.image_classifier.data import check_options, load_lesions
 from projects.image_classifier.model import oof_summary
-from projects.image_classifier.module import fit_folds
-from projects.image_classifier.pyfunc import LesionScorer, build_bundle, input_example
+from projects.image_classifier.module import fit_folds, oof_lesion_focus
+from projects.image_classifier.pyfunc import (
+    LesionScorer,
+    build_bundle,
+    input_example,
+    pick_examples,
+)
 from projects.image_classifier.report import log_oof
 from projects.image_classifier.state import open_state, resolve_run_dir
 from shared import tracking
@@ -75,17 +80,20 @@ def run(raw_cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[st
         # float64 in the file and in the bundle alike: the GBM's training feature and the
         # served model's percentiles then rank against the very same numbers
         oof["score"] = oof["score"].astype("float64")
-        summary = oof_summary(oof, fold_aucs, cfg.cv.min_tpr, isic.read_oracle(cfg.data.dir))
+        oracle = isic.read_oracle(cfg.data.dir)  # generated data: true probabilities, discs
+        summary = oof_summary(oof, fold_aucs, cfg.cv.min_tpr, oracle)
+        summary.update(oof_lesion_focus(cfg, oof, images, best_paths, folds, oracle))
         tracking.log_metrics(summary)
         log_oof(oof, oof_file, cfg.cv.min_tpr)
-        bundle = build_bundle(run_dir / "bundle", best_paths, cfg, folds, oof)
+        examples = pick_examples(oof)  # the demo's lesions: top malignant ones, one benign
+        bundle = build_bundle(run_dir / "bundle", best_paths, cfg, folds, oof, examples)
         tracking.publish(
             run,
             OmegaConf.merge(cfg.tracking, {"register": cfg.tracking.register and not partial}),
             summary,
             python_model=LesionScorer(),
             artifacts={"bundle": str(bundle)},
-            input_example=input_example(store, oof[isic.ID].iloc[0]),
+            input_example=input_example(store, examples[isic.ID].tolist()),
             pip_requirements=["torch", "torchvision", "timm", "pillow", "pandas"],
         )
         state.data["finished"] = True

@@ -14,7 +14,7 @@ from torch.utils.data import TensorDataset
 
 from projects.retrieval_qa.data import LETTERS
 from shared.metrics import map_at_k
-from shared.models import resolve_model_path
+from shared.pretrained import resolve_model_path
 
 
 def load_reader(name: str, num_hidden_layers: int | None = None, dropout: float | None = None):

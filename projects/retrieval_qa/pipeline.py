@@ -31,7 +31,7 @@ from projects.retrieval_qa.retrieval import (
 )
 from shared.config import to_dict
 from shared.errors import DataNotFoundError
-from shared.models import content_hash, model_fingerprint
+from shared.pretrained import content_hash, model_fingerprint
 from shared.tracking import data_fingerprint
 
 INDEX_STORE_ENV = "RETRIEVAL_QA_INDEX_STORE"

@@ -24,7 +24,7 @@ import pandas as pd
 from projects.retrieval_qa.chunking import PassageStore, passage_column
 from shared.device import select_device
 from shared.logging import get_logger
-from shared.models import resolve_model_path
+from shared.pretrained import resolve_model_path
 
 log = get_logger(__name__)
 T = TypeVar("T")

@@ -292,10 +292,13 @@ def train_paths(data_dir: str | Path) -> tuple[Path, Path]:
 
 
 ORACLE_CSV = "smoke-oracle.csv"
+# The disc holding each generated lesion, as fractions of the image side (smoke-oracle.csv).
+LESION_DISC = ("lesion_x", "lesion_y", "lesion_r")
 
 
 def read_oracle(data_dir: str | Path) -> pd.DataFrame | None:
-    """`isic_id, true_probability` written by the smoke generator; None for real data."""
+    """`isic_id, true_probability, split` and the `LESION_DISC` columns written by the smoke
+    generator; None for real data."""
     path = Path(data_dir) / ORACLE_CSV
     return pd.read_csv(path) if path.is_file() else None
 

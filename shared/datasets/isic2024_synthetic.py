@@ -10,7 +10,7 @@ What makes it learnable, and worth the real pipeline's features:
 - The train-only diagnosis columns are written from the label (as in the real data), so using
   them as features would leak, and the leakage test can tell.
 The true probability of each lesion goes to `smoke-oracle.csv`, so the best achievable score is
-known.
+known, with the disc that holds each lesion (so a heat map can be checked against it).
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ ATTRIBUTIONS = [
     "University Hospital of Basel",
     "Frazer Institute, The University of Queensland",
 ]
+
+
+GENERATOR_VERSION = 2  # 2: smoke-oracle.csv holds each lesion's disc
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -210,8 +213,14 @@ def _lab_to_rgb(L: float, A: float, B: float) -> np.ndarray:
     return np.clip(rgb * 255, 0, 255)
 
 
-def render_lesion(row: pd.Series, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Draw one lesion crop: skin, a lesion whose border, colour and blotches carry the latents."""
+def render_lesion(
+    row: pd.Series, size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """Draw one lesion crop: skin, a lesion whose border, colour and blotches carry the latents.
+
+    Returns the image and the disc that holds the whole lesion (centre x, y and radius as
+    fractions of the side): where a heat map that looks at the lesion should point.
+    """
     yy, xx = np.mgrid[0:size, 0:size].astype(float)
     c = size / 2 + rng.normal(0, size * 0.03, 2)
     dx, dy = xx - c[0], yy - c[1]
@@ -243,7 +252,8 @@ def render_lesion(row: pd.Series, size: int, rng: np.random.Generator) -> np.nda
         br = max(radius * rng.uniform(0.15, 0.3), size * 0.045)  # visible after resizing
         spot = (np.hypot(xx - bx, yy - by) < br) & inside
         img[spot] = np.array([70, 70, 95]) + rng.normal(0, 6, (spot.sum(), 3))
-    return np.clip(img, 0, 255).astype(np.uint8)
+    reach = radius * (1 + irregular * sum(1 / (k + 1) for k in range(3)))  # wobble's maximum
+    return np.clip(img, 0, 255).astype(np.uint8), (c[0] / size, c[1] / size, reach / size)
 
 
 def write_dataset(
@@ -267,11 +277,15 @@ def write_dataset(
     )
     is_test = df[isic.PATIENT].isin(test_patients).to_numpy()
 
+    discs: dict[str, tuple[float, float, float]] = {}
+
+    def images(frame: pd.DataFrame):
+        for _, row in frame.iterrows():
+            img, discs[row[isic.ID]] = render_lesion(row, image_size, rng)
+            yield row[isic.ID], img
+
     for split, frame in (("train", df[~is_test]), ("test", df[is_test])):
-        write_hdf5_jpegs(
-            out / f"{split}-image.hdf5",
-            ((row[isic.ID], render_lesion(row, image_size, rng)) for _, row in frame.iterrows()),
-        )
+        write_hdf5_jpegs(out / f"{split}-image.hdf5", images(frame))
         public = frame[[c for c in isic.TRAIN_COLUMNS if c in frame.columns]]
         if split == "test":
             public = public.drop(columns=[isic.TARGET, *isic.TRAIN_ONLY])
@@ -281,11 +295,13 @@ def write_dataset(
     pd.DataFrame({isic.ID: test[isic.ID], "target": 0.0}).to_csv(
         out / "sample_submission.csv", index=False
     )
+    disc = np.array([discs[i] for i in df[isic.ID]])
     pd.DataFrame(
         {
             isic.ID: df[isic.ID],
             "true_probability": df["_prob"],
             "split": np.where(is_test, "test", "train"),
+            **{col: disc[:, j] for j, col in enumerate(isic.LESION_DISC)},
         }
     ).to_csv(out / isic.ORACLE_CSV, index=False)
     return out
@@ -294,4 +310,4 @@ def write_dataset(
 def ensure_dataset(out_dir: str | Path, **settings) -> Path:
     """Generate the smoke data set into `out_dir` unless it holds it already (never into a
     folder of someone else's files: `shared.synthetic.ensure_generated`)."""
-    return ensure_generated(out_dir, write_dataset, **settings)
+    return ensure_generated(out_dir, write_dataset, version=GENERATOR_VERSION, **settings)

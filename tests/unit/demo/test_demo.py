@@ -1,5 +1,6 @@
-"""The demo's checks and explanations, without a browser: upload limits, Grad-CAM, GBM
-contributions, highlighting, token probabilities, and the tab text of a project with no model."""
+"""The demo's checks and explanations, without a browser: upload limits, GBM contributions,
+highlighting, token probabilities, and the tab text of a project with no model (Grad-CAM:
+tests/unit/image_classifier/test_gradcam.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
 from projects.demo import explain
 from projects.demo.champions import Champion, describe, find_champion
@@ -60,60 +60,6 @@ def test_a_non_image_is_rejected_with_a_message(tmp_path):
     (tmp_path / "notes.txt").write_text("text")
     with pytest.raises(UploadError, match="not an image file we accept"):
         read_image(tmp_path / "notes.txt", LIMITS)
-
-
-# --- Grad-CAM ---------------------------------------------------------------------------------
-
-
-class _Backbone(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 1)
-        with torch.no_grad():
-            self.conv.weight.fill_(0.25)
-            self.conv.bias.zero_()
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.avg_pool2d(self.conv(x), 4)  # (B, 4, H/4, W/4)
-
-
-class _Toy(nn.Module):
-    """backbone -> pool -> head, shaped like LesionClassifier: a brighter region, a higher logit."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.backbone, self.pool = _Backbone(), nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Linear(4, 1)
-        with torch.no_grad():
-            self.head.weight.fill_(1.0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pool(self.backbone.forward_features(x)).flatten(1)).squeeze(1)
-
-
-def test_grad_cam_has_the_input_size_and_peaks_where_the_evidence_is():
-    x = torch.zeros(2, 3, 32, 48)
-    x[0, :, :8, :8] = 1.0  # image 0: evidence top-left
-    x[1, :, 24:, 40:] = 1.0  # image 1: bottom-right
-    cam = explain.grad_cam([_Toy(), _Toy()], x)
-    assert cam.shape == (2, 32, 48)
-    assert cam.min() >= 0 and cam.max() <= 1
-    assert np.unravel_index(cam[0].argmax(), cam[0].shape) < (8, 8)
-    r, c = np.unravel_index(cam[1].argmax(), cam[1].shape)
-    assert r >= 24 and c >= 40
-
-
-def test_grad_cam_runs_on_the_lesion_classifier():
-    from projects.image_classifier.model import LesionClassifier
-
-    model = LesionClassifier(
-        backbone="test_efficientnet", pretrained=False, gem_p=3.0, gem_eps=1e-6, dropout=0.0
-    )
-    cam = explain.grad_cam([model], torch.randn(1, 3, 64, 64))
-    assert cam.shape == (1, 64, 64) and np.isfinite(cam).all()
-    assert not any(p.grad is not None for p in model.parameters())  # weights untouched
-    heat = explain.overlay(Image.new("RGB", (64, 64)), cam[0], 0.5, "jet")
-    assert heat.size == (64, 64)
 
 
 # --- GBM contributions ------------------------------------------------------------------------

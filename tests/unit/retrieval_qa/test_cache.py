@@ -7,7 +7,7 @@ import pytest
 
 from projects.retrieval_qa.pipeline import cache_inputs
 from projects.retrieval_qa.retrieval import cache_keys, cached_stage
-from shared.models import model_fingerprint
+from shared.pretrained import model_fingerprint
 
 BASE = {
     "corpus_fingerprint": "corpus-1",

@@ -11,7 +11,7 @@ from torch import nn
 from projects.retrieval_qa.data import LETTERS
 from projects.retrieval_qa.model import average_precisions, encode, fit_lengths
 from projects.retrieval_qa.module import fit_reader
-from shared.models import resolve_model_path
+from shared.pretrained import resolve_model_path
 
 
 @pytest.fixture(scope="module")
