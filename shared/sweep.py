@@ -212,11 +212,17 @@ def _mask(url: str) -> str:
 
 
 def _start_time(pid: int) -> str | None:
+    """The start time of a live process; None when it is gone or a zombie (it has exited, and
+    only its exit status waits for a parent that may never reap it: a killed sweep's workers
+    are orphans, and not every container's init reaps orphans promptly)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22: start time since boot
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):  # field 3: the process state
+        return None
+    return fields[19]  # field 22: start time since boot
 
 
 def process_token(pid: int | None = None) -> str:

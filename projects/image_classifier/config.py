@@ -36,6 +36,7 @@ class LoaderConfig:
     on_corrupt: str
     verify_images: bool
     cache: bool  # decode every image once into paths.cache_dir at image_size (memory-mapped)
+    trunk_cache: bool  # the frozen trunk's output once per image, in memory; no augmentation
     sampling: SamplingConfig
     augment: AugmentConfig
 

@@ -22,7 +22,20 @@ from shared.logging import get_logger
 
 log = get_logger(__name__)
 
-ImageSource = HDF5ImageStore | DecodedImageCache  # what LesionDataset reads from
+
+class TrunkFeatures:
+    """A frozen trunk's output per image (`model.trunk_features`), read like an image store:
+    datasets over it serve features, untransformed, to `LesionClassifier.forward_tail`."""
+
+    def __init__(self, ids: list[str], features: torch.Tensor) -> None:
+        self.index = {image_id: i for i, image_id in enumerate(ids)}
+        self.features = features
+
+    def read(self, image_id: str) -> torch.Tensor:
+        return self.features[self.index[image_id]]
+
+
+ImageSource = HDF5ImageStore | DecodedImageCache | TrunkFeatures  # what LesionDataset reads
 
 
 def build_transforms(aug: Any, image_size: int, train: bool) -> v2.Compose:
@@ -81,8 +94,10 @@ class LesionDataset(Dataset):
         return len(self.ids)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        img = v2.functional.to_image(self.images.read(self.ids[i]))
-        return self.transform(img), torch.tensor(self.targets[i])
+        x = self.images.read(self.ids[i])
+        if self.transform is not None:  # None: trunk features, served as computed
+            x = self.transform(v2.functional.to_image(x))
+        return x, torch.tensor(self.targets[i])
 
 
 class NegativeSubsampler(Sampler[int]):
@@ -153,6 +168,22 @@ def check_options(sampling_mode: str, selection: str, inner_fraction: float) -> 
     if selection == "inner" and not 0.0 < inner_fraction < 1.0:
         raise ConfigError(
             f"config key 'cv.inner_fraction': must be in (0, 1), got {inner_fraction}"
+        )
+
+
+def check_trunk_cache(cfg: Any) -> None:
+    """`loader.trunk_cache` serves features computed once from the evaluation transform: it
+    needs a frozen trunk, and neither augmentation nor flip TTA can reach those features."""
+    if not cfg.loader.trunk_cache:
+        return
+    if cfg.model.freeze_blocks < 1:
+        raise ConfigError(
+            "config key 'loader.trunk_cache': needs model.freeze_blocks >= 1 (a frozen trunk)"
+        )
+    if cfg.cv.tta:
+        raise ConfigError(
+            "config key 'loader.trunk_cache': flip TTA needs the flipped images' features; "
+            "set cv.tta=false"
         )
 
 
@@ -291,7 +322,8 @@ class LesionDataModule(L.LightningDataModule):
             self.val_names = ["val", "heldout"] if heldout_curves else ["val"]
 
     def _dataset(self, df: pd.DataFrame, train: bool) -> LesionDataset:
-        t = build_transforms(self.cfg.augment, self.cfg.image_size, train)
+        features = isinstance(self.images, TrunkFeatures)
+        t = None if features else build_transforms(self.cfg.augment, self.cfg.image_size, train)
         return LesionDataset(
             df[isic.ID].tolist(),
             df[isic.TARGET].to_numpy(),

@@ -14,11 +14,16 @@ from torch import nn
 
 
 def grad_cam(models: Sequence[nn.Module], x: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) images -> (B, H, W) Grad-CAM maps in [0, 1], averaged over `models`.
+    """(B, 3, H, W) images -> (B, H, W) class-activation maps in [0, 1], averaged over `models`.
 
     A forward pre-hook on each model's pooling layer (`model.pool`) captures the backbone's
-    last feature map A; the map is relu(sum_c mean_xy(d logit / d A_c) * A_c), upsampled to
-    the input size, then scaled so each image's maximum is 1 (an all-zero map stays zero).
+    last feature map A. The map is relu(sum_c d logit / d A_c(x, y) * A_c(x, y)) (HiResCAM:
+    each location's gradient, where Grad-CAM averages the gradient over the map first), upsampled
+    to the input size, then scaled so each image's maximum is 1 (an all-zero map stays zero).
+    For a GeM head this is exact: GeM is 1-homogeneous, so before the relu the map's cells add
+    up to the logit minus the head's bias (tested), each cell's share of the evidence.
+    Grad-CAM's averaged gradient weights a channel by where it is weak as much as where it
+    fires, and spread the lesion model's maps over the skin.
     """
     maps = []
     for model in models:
@@ -38,9 +43,7 @@ def grad_cam(models: Sequence[nn.Module], x: torch.Tensor) -> np.ndarray:
                 (grad,) = torch.autograd.grad(logits.sum(), captured["a"])
         finally:
             handle.remove()
-        a = captured["a"].detach()
-        weights = grad.mean(dim=(2, 3), keepdim=True)
-        maps.append(F.relu((weights * a).sum(1)))
+        maps.append(F.relu((grad * captured["a"].detach()).sum(1)))
     cam = torch.stack(maps).mean(0)[:, None]
     cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     peak = cam.flatten(1).max(1).values.clamp_min(1e-12)[:, None, None]

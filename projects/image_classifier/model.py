@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from projects.image_classifier.data import TrunkFeatures
 from projects.image_classifier.gem import GeM
 from shared.config import ConfigError
 from shared.datasets import isic2024 as isic
@@ -45,6 +48,7 @@ class LesionClassifier(nn.Module):
         self.pool = GeM(p=gem_p, eps=gem_eps)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.backbone.num_features, 1)
+        self.n_frozen_blocks = freeze_blocks
         self.frozen = self._frozen_modules(freeze_blocks)  # a list: not registered twice
         for module in self.frozen:
             module.requires_grad_(False)
@@ -68,11 +72,40 @@ class LesionClassifier(nn.Module):
             module.eval()
         return self
 
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) normalised images -> the frozen stem and blocks' output: the same for
+        every epoch and fold, so it can be computed once per image (`trunk_features`)."""
+        b = self.backbone
+        x = b.bn1(b.conv_stem(x.contiguous(memory_format=torch.channels_last)))
+        return b.blocks[: self.n_frozen_blocks](x)
+
+    def forward_tail(self, trunk: torch.Tensor) -> torch.Tensor:
+        """The trainable rest of the network on `trunk(x)` -> (B,) logits."""
+        b = self.backbone
+        features = b.bn2(b.conv_head(b.blocks[self.n_frozen_blocks :](trunk)))
+        return self.head(self.dropout(self.pool(features))).squeeze(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised images -> (B,) logits."""
+        if self.frozen:  # an EfficientNet: forward_features is exactly trunk, then the rest
+            return self.forward_tail(self.trunk(x))
         x = x.contiguous(memory_format=torch.channels_last)
         features = self.backbone.forward_features(x)  # (B, C, h, w) before any timm head
         return self.head(self.dropout(self.pool(features))).squeeze(1)
+
+
+@torch.no_grad()
+def trunk_features(
+    model: LesionClassifier, images: Any, ids: list[str], transform: Any, batch_size: int
+) -> TrunkFeatures:
+    """The frozen trunk's output for every image (evaluation transform, no augmentation), in
+    memory: every epoch of every fold then trains and scores only the rest of the network."""
+    model.eval()
+    parts = []
+    for start in range(0, len(ids), batch_size):
+        batch = [transform(images.read(i)) for i in ids[start : start + batch_size]]
+        parts.append(model.trunk(torch.stack(batch)).contiguous())
+    return TrunkFeatures(ids, torch.cat(parts) if parts else torch.zeros(0))
 
 
 @torch.no_grad()

@@ -13,7 +13,12 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from projects.image_classifier.data import ImageSource, LesionDataModule, build_transforms
+from projects.image_classifier.data import (
+    ImageSource,
+    LesionDataModule,
+    TrunkFeatures,
+    build_transforms,
+)
 from projects.image_classifier.gradcam import lesion_focus
 from projects.image_classifier.model import LesionClassifier, predict_scores
 from projects.image_classifier.report import image_grid, write_csv_atomic
@@ -42,17 +47,19 @@ class LesionModule(L.LightningModule):
         optim_cfg: dict,
         min_tpr: float,
         val_names: tuple[str, ...] = ("val",),
+        on_trunk_features: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = LesionClassifier(**model_cfg)
+        self.on_trunk_features = on_trunk_features  # batches hold trunk features, not images
         self.optim_cfg = optim_cfg
         self.min_tpr = min_tpr
         self.val_names = tuple(val_names)
         self._val: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        return self.model.forward_tail(x) if self.on_trunk_features else self.model(x)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
@@ -93,8 +100,12 @@ def fit_fold(
     k: int,
     fold_dir: Path,
     callbacks: list[Callback] | None,
+    trunk: TrunkFeatures | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """Fit fold `k` (from its last.ckpt with `resume`), then score it with the chosen weights.
+
+    With `trunk` (`loader.trunk_cache`), the loaders serve the frozen trunk's features of the
+    images and only the rest of the network runs; `images` still draws the report's grid.
 
     `cv.selection=inner`: early stopping and the best checkpoint follow `val_pauc` on an inner
     split of the training folds' patients; `fixed`: `trainer.max_epochs` epochs, last weights.
@@ -106,14 +117,16 @@ def fit_fold(
     dm = LesionDataModule(
         frame,
         k,
-        images,
+        images if trunk is None else trunk,
         cfg.loader,
         cfg.seed + k,
         cfg.cv.selection,
         cfg.cv.inner_fraction,
         cfg.cv.heldout_curves,
     )
-    module = LesionModule(to_dict(cfg.model), to_dict(cfg.optim), cfg.cv.min_tpr, dm.val_names)
+    module = LesionModule(
+        to_dict(cfg.model), to_dict(cfg.optim), cfg.cv.min_tpr, dm.val_names, trunk is not None
+    )
     inner = cfg.cv.selection == "inner"
     # inner: build_trainer's best-on-val_pauc and last checkpoints; fixed: the latest epoch's.
     latest = (
@@ -134,7 +147,7 @@ def fit_fold(
         return pd.DataFrame(), ""
     chosen = (ckpt if inner else latest).best_model_path
     epoch = torch.load(chosen, map_location="cpu", weights_only=False)["epoch"]
-    best = LesionModule.load_from_checkpoint(chosen, map_location="cpu").model
+    best = LesionModule.load_from_checkpoint(chosen, map_location="cpu")  # images or features
     loader = dm.heldout_dataloader()  # loader.num_workers workers; cached images if on
     device = select_device(cfg.trainer.accelerator).torch_device
     scores = predict_scores(best, loader, cfg.cv.tta, device)
@@ -162,6 +175,7 @@ def fit_folds(
     run_dir: Path,
     state: RunState,
     callbacks: list[Callback] | None = None,
+    trunk: TrunkFeatures | None = None,
 ) -> tuple[list[pd.DataFrame], list[float], list[str]]:
     """Every fold in a nested MLflow run, skipping those `state` has done (resume).
 
@@ -184,7 +198,9 @@ def fit_folds(
                 if frun is not None:
                     fs["run_id"] = frun.info.run_id
                     state.save()
-                part, fs["best_checkpoint"] = fit_fold(cfg, frame, images, k, fold_dir, callbacks)
+                part, fs["best_checkpoint"] = fit_fold(
+                    cfg, frame, images, k, fold_dir, callbacks, trunk
+                )
             if not is_rank_zero():
                 continue
             fs.update(done=True, roc_auc=roc_auc(part[isic.TARGET], part["score"]))

@@ -16,8 +16,13 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from projects.image_classifier.config import ImageClassifierConfig
-from projects.image_classifier.data import check_options, load_lesions
-from projects.image_classifier.model import oof_summary
+from projects.image_classifier.data import (
+    build_transforms,
+    check_options,
+    check_trunk_cache,
+    load_lesions,
+)
+from projects.image_classifier.model import LesionClassifier, oof_summary, trunk_features
 from projects.image_classifier.module import fit_folds, oof_lesion_focus
 from projects.image_classifier.pyfunc import (
     LesionScorer,
@@ -41,6 +46,7 @@ def run(raw_cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[st
     """Train every fold, write the OOF file, log and register; returns the summary metrics."""
     cfg: ImageClassifierConfig = validate(raw_cfg, ImageClassifierConfig)
     check_options(cfg.loader.sampling.mode, cfg.cv.selection, cfg.cv.inner_fraction)
+    check_trunk_cache(cfg)
     torch.set_float32_matmul_precision("high")
     run_dir = resolve_run_dir(cfg.run_dir, cfg.paths.output_dir, "image_classifier")
     scan_root = None if cfg.run_dir else Path(cfg.paths.output_dir) / "image_classifier"
@@ -70,8 +76,14 @@ def run(raw_cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[st
                     "neg_per_pos": cfg.loader.sampling.neg_per_pos,
                 }
             )
+        trunk = None
+        if cfg.loader.trunk_cache:  # the frozen trunk, once per image for every fold
+            model = LesionClassifier(**to_dict(cfg.model))
+            transform = build_transforms(cfg.loader.augment, cfg.loader.image_size, train=False)
+            ids = frame[isic.ID].tolist()
+            trunk = trunk_features(model, images, ids, transform, cfg.loader.batch_size)
         parts, fold_aucs, best_paths = fit_folds(
-            cfg, frame, images, folds, run_dir, state, callbacks
+            cfg, frame, images, folds, run_dir, state, callbacks, trunk
         )
         if run is None:  # DDP worker: rank 0 writes and logs the results
             return {}

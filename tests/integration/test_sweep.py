@@ -198,3 +198,21 @@ def test_only_trials_of_dead_processes_on_this_host_are_failed_and_requeued(tmp_
     assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING, TrialState.WAITING]
     assert study.trials[3].system_attrs["fixed_params"] == study.trials[0].params  # same values
     assert study.trials[3].user_attrs["retry_of"] == 0
+
+
+def test_a_killed_worker_left_a_zombie_counts_as_dead():
+    """A SIGKILLed sweep's workers are orphans; until some init reaps them, /proc still lists
+    them (state Z, same start time). CI failed on that: the killed trial stayed RUNNING."""
+    zombie = subprocess.Popen(["sleep", "30"])
+    token = sweep.process_token(zombie.pid)
+    zombie.kill()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # killed, not reaped (no wait() yet): a zombie
+        if Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            break
+        time.sleep(0.01)
+    try:
+        assert sweep.token_is_dead(token) is True
+        assert sweep.token_is_dead(sweep.process_token()) is False
+    finally:
+        zombie.wait()

@@ -120,3 +120,22 @@ def test_the_demo_shows_the_image_beside_its_heat_map_with_a_scale():
     skin = np.array([200, 150, 120])
     assert (np.abs(left.reshape(-1, 3) - skin).sum(1) < 10).mean() > 0.2  # the image as it is
     assert (np.abs(right.reshape(-1, 3) - skin).sum(1) < 10).mean() < 0.05  # coloured over
+
+
+def test_the_map_of_a_gem_model_splits_its_logit_over_the_cells():
+    """Gradient x activation of a 1-homogeneous head: the cells add up to logit - bias."""
+    from projects.image_classifier.model import LesionClassifier
+
+    torch.manual_seed(0)
+    model = LesionClassifier(
+        backbone="test_efficientnet", pretrained=False, gem_p=3.0, gem_eps=1e-6, dropout=0.0
+    ).eval()
+    x = torch.randn(2, 3, 64, 64)
+    feats = model.backbone.forward_features(x.contiguous(memory_format=torch.channels_last))
+    feats = feats.detach().requires_grad_(True)
+    logit = model.head(model.pool(feats)).squeeze(1)
+    (grad,) = torch.autograd.grad(logit.sum(), feats)
+    cells = (grad * feats).sum(1).flatten(1).sum(1)
+    torch.testing.assert_close(
+        cells, logit.detach() - model.head.bias.detach(), rtol=1e-4, atol=1e-4
+    )
