@@ -67,10 +67,10 @@ def mass_inside(cam: np.ndarray, mask: np.ndarray) -> float:
 @torch.no_grad()
 def lesion_focus(
     models: Sequence[nn.Module], images: torch.Tensor, discs: np.ndarray, batch_size: int = 64
-) -> dict[str, float]:
-    """On images whose lesion disc is known: the mean share of Grad-CAM mass inside the disc
-    (`cam_lesion_mass`) and the mean share of the image the disc covers (`cam_lesion_area`),
-    what a map blind to the lesion would put there."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """On images whose lesion disc is known: per image, the share of the heat map's mass
+    inside the disc (nan where the map is all zero: no positive evidence anywhere) and the
+    share of the image the disc covers (what a map blind to the lesion would put there)."""
     masses, areas = [], []
     for start in range(0, len(images), batch_size):
         cams = grad_cam(models, images[start : start + batch_size])
@@ -78,7 +78,19 @@ def lesion_focus(
             mask = disc_mask(cam.shape, tuple(disc))
             masses.append(mass_inside(cam, mask))
             areas.append(float(mask.mean()))
-    return {"cam_lesion_mass": float(np.nanmean(masses)), "cam_lesion_area": float(np.mean(areas))}
+    return np.array(masses), np.array(areas)
+
+
+def focus_summary(masses: np.ndarray, areas: np.ndarray) -> dict[str, float]:
+    """`cam_lesion_mass` (mean over the maps that show any evidence), `cam_lesion_area` and
+    `cam_zero_maps` (the share of all-zero maps), as logged."""
+    if len(masses) == 0:
+        return {}
+    shown = ~np.isnan(masses)
+    out = {"cam_lesion_area": float(areas.mean()), "cam_zero_maps": float(1 - shown.mean())}
+    if shown.any():
+        out["cam_lesion_mass"] = float(masses[shown].mean())
+    return out
 
 
 def overlay(image: Image.Image, cam: np.ndarray, alpha: float, colormap: str) -> Image.Image:

@@ -19,7 +19,7 @@ from projects.image_classifier.data import (
     TrunkFeatures,
     build_transforms,
 )
-from projects.image_classifier.gradcam import lesion_focus
+from projects.image_classifier.gradcam import focus_summary, lesion_focus
 from projects.image_classifier.model import LesionClassifier, predict_scores
 from projects.image_classifier.report import image_grid, write_csv_atomic
 from projects.image_classifier.state import RunState
@@ -226,14 +226,16 @@ def oof_lesion_focus(
         return {}
     positives = oof[oof[isic.TARGET] == 1].merge(oracle[[isic.ID, *isic.LESION_DISC]], on=isic.ID)
     transform = build_transforms(cfg.loader.augment, cfg.loader.image_size, train=False)
-    sums, n = {"cam_lesion_mass": 0.0, "cam_lesion_area": 0.0}, 0
+    masses, areas = [], []
     for k, path in zip(folds, checkpoints):
         part = positives[positives[FOLD_COLUMN] == k]
         if part.empty:
             continue
         model = LesionModule.load_from_checkpoint(path, map_location="cpu").model
         x = torch.stack([transform(images.read(i)) for i in part[isic.ID]])
-        focus = lesion_focus([model], x, part[list(isic.LESION_DISC)].to_numpy())
-        sums = {key: sums[key] + focus[key] * len(part) for key in sums}
-        n += len(part)
-    return {key: value / n for key, value in sums.items()} if n else {}
+        m, a = lesion_focus([model], x, part[list(isic.LESION_DISC)].to_numpy())
+        masses.append(m)
+        areas.append(a)
+    if not masses:
+        return {}
+    return focus_summary(np.concatenate(masses), np.concatenate(areas))

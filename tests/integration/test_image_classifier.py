@@ -108,7 +108,8 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tiny, tmp_path):
     """Ctrl-C in fold 1 ends the runs KILLED; a plain re-run points to resume=true; the resumed
     run equals an uninterrupted one exactly (CPU), and as a run on 2 of 5 folds it keeps out of
     the shared OOF file and the registry."""
-    overrides = ("partial=false", "cv.tta=false")  # a subset of folds is partial on its own
+    # a subset of folds is partial on its own; the held-out curves are compared below
+    overrides = ("partial=false", "cv.tta=false", "cv.heldout_curves=true")
     whole = tiny("image_classifier", f"run_dir={tmp_path / 'whole'}", *overrides)
     shared_oof = _snapshot(whole.oof_file)
     expected = run(whole)

@@ -4,12 +4,14 @@ the demo shows of it (the image beside its heat map, the examples it opens on)."
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from torch import nn
 
 from projects.image_classifier.gradcam import (
     disc_mask,
+    focus_summary,
     grad_cam,
     lesion_focus,
     mass_inside,
@@ -84,10 +86,19 @@ def test_lesion_focus_is_high_when_the_evidence_is_on_the_lesion_and_low_when_no
     x[:, :, 4:12, 4:12] = 1.0  # the evidence sits top-left in both images
     on = np.array([[0.25, 0.25, 0.2], [0.25, 0.25, 0.2]])  # the lesion disc is there
     off = np.array([[0.75, 0.75, 0.2], [0.75, 0.75, 0.2]])  # or in the other corner
-    focus_on = lesion_focus([_Toy()], x, on)
-    focus_off = lesion_focus([_Toy()], x, off)
+    focus_on = focus_summary(*lesion_focus([_Toy()], x, on))
+    focus_off = focus_summary(*lesion_focus([_Toy()], x, off))
     assert focus_on["cam_lesion_area"] == focus_off["cam_lesion_area"] < 0.15
     assert focus_on["cam_lesion_mass"] > 0.8 > 0.1 > focus_off["cam_lesion_mass"]
+    assert focus_on["cam_zero_maps"] == 0.0
+
+
+def test_all_zero_maps_are_counted_not_averaged_as_nan():
+    summary = focus_summary(np.array([np.nan, 0.5]), np.array([0.2, 0.4]))
+    assert summary == pytest.approx(
+        {"cam_lesion_mass": 0.5, "cam_lesion_area": 0.3, "cam_zero_maps": 0.5}
+    )
+    assert "cam_lesion_mass" not in focus_summary(np.array([np.nan]), np.array([0.2]))
 
 
 def test_the_demo_examples_are_the_top_malignant_lesions_and_one_benign():
