@@ -1,7 +1,7 @@
 """The registered image model scores an image exactly as the training pipeline's validation
 step did, and its `image_score` feature depends on the image alone (issue 12).
 
-One complete tiny run (2 folds, 1 epoch, flip TTA as in smoke) is trained once; the pyfunc is
+One complete tiny run (2 folds, 1 epoch, flip TTA as in the full config) is trained once; the pyfunc is
 loaded from the run's logged model and fed images decoded from the same HDF5 bytes, sent as
 base64 as a REST client would.
 """
@@ -36,7 +36,8 @@ def trained(tiny, tmp_path_factory):
         "cv.folds=null",
         "partial=false",
         "trainer.max_epochs=1",
-        "cv.tta=true",
+        "cv.tta=true",  # the image path with flip TTA (full config), not the smoke trunk cache
+        "loader.trunk_cache=false",
         f"run_dir={tmp / 'run'}",
     )
     run(cfg)
