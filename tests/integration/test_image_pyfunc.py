@@ -1,9 +1,9 @@
 """The registered image model scores an image exactly as the training pipeline's validation
 step did, and its `image_score` feature depends on the image alone (issue 12).
 
-One complete tiny run (2 folds, 1 epoch, flip TTA as in the full config) is trained once; the pyfunc is
-loaded from the run's logged model and fed images decoded from the same HDF5 bytes, sent as
-base64 as a REST client would.
+One complete tiny run (2 folds, 1 epoch, flip TTA as in the full config) is trained once; the
+pyfunc is loaded from the run's logged model and fed images decoded from the same HDF5 bytes,
+sent as base64 as a REST client would.
 """
 
 import base64
