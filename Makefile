@@ -12,10 +12,9 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 
-# Projects that exist (a project exists once it has a train entry point), in smoke order.
-ALL_PROJECTS := tabular_gbm image_classifier retrieval_qa captioning
+# The ML pipelines in smoke order: the one list, tools/registry.py (stdlib only: any python3).
+PROJECTS := $(shell $(PYTHON) -m tools.registry)
 SMOKE_IMAGE_OOF := data/oof/image_classifier_isic2024-smoke.csv
-PROJECTS := $(foreach p,$(ALL_PROJECTS),$(if $(wildcard projects/$(p)/train.py),$(p)))
 
 .PHONY: help setup smoke serve demo demo-screenshots test test-slow test-browser browser-deps test-all lint format mlflow-ui clean clean-all report benchmarks gpu-bench \
 	tabular-gbm-smoke tabular-gbm image-classifier-smoke image-classifier \
@@ -38,21 +37,20 @@ lock: ## Re-resolve pyproject.toml into requirements.lock (needs the package ind
 	$(PY) -m pip freeze --all --exclude-editable | grep -vE '^(ml-portfolio|pip)==' > requirements.lock
 
 smoke: $(STAMP) ## Run every project's CPU smoke pipeline, then print the results table
-	@if [ -z "$(PROJECTS)" ]; then echo "No project has a train entry point yet: nothing to run."; fi
 	@start=$$(date +%s); for p in $(PROJECTS); do \
 		echo "=== $$p (experiment=smoke)"; \
 		$(PY) -m projects.$$p.train experiment=smoke || exit 1; \
-		if [ $$p = image_classifier ] && [ -f projects/tabular_gbm/train.py ]; then \
+		if [ $$p = image_classifier ]; then \
 			echo "=== tabular_gbm stacked on the image OOF scores"; \
 			$(PY) -m projects.tabular_gbm.train experiment=smoke tracking.run_name=smoke-stacked \
 				data.image_oof=$(SMOKE_IMAGE_OOF) || exit 1; \
 		fi; \
 	done; echo "smoke wall time: $$(( $$(date +%s) - start )) s"
-	@$(PY) -m shared.report --experiment smoke
+	@$(PY) -m tools.results --experiment smoke
 
 report: $(STAMP) ## Write reports/portfolio.html (every champion, one file) and print the latest runs
-	@$(PY) -m shared.report
-	@$(PY) -m shared.portfolio
+	@$(PY) -m tools.results
+	@$(PY) -m tools.portfolio
 
 test: $(STAMP) ## Run the test suite (everything but tests marked slow, server or browser)
 	$(PY) -m pytest -m "not slow and not server and not browser" -q
@@ -101,7 +99,7 @@ gpu-bench: $(STAMP) ## Torch projects' full-config training steps on a GPU: imag
 	PY=$(PY) bash benchmarks/gpu.sh $(ARGS)
 
 demo: $(STAMP) ## Gradio demo of the four champions on http://127.0.0.1:7860 (ARGS="port=7870")
-	$(PY) -m projects.demo.app $(ARGS)
+	$(PY) -m tools.demo.app $(ARGS)
 
 demo-screenshots: $(STAMP) browser-deps ## Use each demo tab in headless Chromium -> docs/demo/<project>.png
 	$(PY) -m tests.browser.demo_driver
@@ -145,7 +143,7 @@ chat-server: $(STAMP) ## Chat server on 127.0.0.1:5050 (configs/chat/server.yaml
 	$(PY) -m projects.chat.server $(ARGS)
 chat-client: $(STAMP) ## Curses chat client: make chat-client NAME=alice [ROOM=lobby]
 	@test -n "$(NAME)" || { echo "usage: make chat-client NAME=yourname [ROOM=lobby]"; exit 2; }
-	$(PY) -m projects.chat.client --name $(NAME) $(if $(ROOM),--room $(ROOM)) $(ARGS)
+	$(PY) -m projects.chat.tui --name $(NAME) $(if $(ROOM),--room $(ROOM)) $(ARGS)
 chat-bot: $(STAMP) ## FAQ bot: joins the chat as user faqbot (configs/chat/bot.yaml)
 	$(PY) -m projects.chat.faq_bot $(ARGS)
 chat-faq-eval: $(STAMP) ## FAQ bot accuracy@1, precision/coverage at its threshold -> MLflow 'chat'
@@ -166,11 +164,11 @@ infra-down: ## Stop the docker compose server (its volumes stay: docker compose 
 	$(COMPOSE) down
 sweep: $(STAMP) ## Optuna sweep: make sweep PROJECT=tabular_gbm TRIALS=20 [JOBS=2] [SPACE=default] [STORAGE=url] [ARGS=overrides]
 	@test -n "$(PROJECT)" && test -n "$(TRIALS)" || { echo "usage: make sweep PROJECT=tabular_gbm TRIALS=20 [JOBS=2]"; exit 2; }
-	$(PY) -m shared.sweep --project $(PROJECT) --trials $(TRIALS) --n-jobs $(or $(JOBS),1) \
+	$(PY) -m tools.sweep --project $(PROJECT) --trials $(TRIALS) --n-jobs $(or $(JOBS),1) \
 		$(if $(SPACE),--space $(SPACE)) $(if $(STORAGE),--storage $(STORAGE)) $(ARGS)
 reproduce: $(STAMP) ## Re-run a logged run at its commit and compare metrics: make reproduce RUN_ID=...
 	@test -n "$(RUN_ID)" || { echo "usage: make reproduce RUN_ID=<mlflow run id>"; exit 2; }
-	$(PY) -m shared.reproduce $(RUN_ID)
+	$(PY) -m tools.reproduce $(RUN_ID)
 shellcheck: ## Install Debian's shellcheck when missing
 	@command -v shellcheck >/dev/null || { apt-get update -qq && apt-get install -y -qq shellcheck; }
 lint-shell: shellcheck ## shellcheck the infra and benchmark scripts (part of make lint)

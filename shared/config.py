@@ -6,6 +6,7 @@ into that schema, so an unknown key or a wrong type fails before any work, namin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -97,6 +98,49 @@ def require_dir(path: str | Path, what: str, how_to_get: str) -> Path:
     return p
 
 
+def load_yaml(path: str | Path, schema: type[T], overrides: Sequence[str] | None = None) -> T:
+    """A YAML config file merged with `key=value` overrides, checked against `schema`: the one
+    loader of the tools' and systems projects' configs (the pipelines compose with Hydra).
+    A missing file, bad YAML, an override without `=`, an unknown key or a wrong type fails in
+    one line naming it."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"config file not found: {path.resolve()}")
+    bad = [o for o in overrides or [] if "=" not in o]
+    if bad:
+        raise ConfigError(f"overrides must be key=value, got {bad}")
+    try:
+        raw = OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides or [])))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{path}: {str(exc).splitlines()[0]}") from None
+    return validate(raw, schema)
+
+
+def compose(project: str, overrides: Sequence[str] = ()) -> DictConfig:
+    """`configs/<project>/train.yaml` composed with `overrides`, as `python -m
+    projects.<project>.train` composes it (tests, sweeps and the demo all come here). A typo in
+    a key or a group fails as a ConfigError naming it, in one line."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    from shared import REPO_ROOT
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(
+            config_dir=str(REPO_ROOT / "configs" / project), version_base="1.3"
+        ):
+            return hydra_compose(config_name="train", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(f"{project}: {exc}".splitlines()[0]) from None
+
+
 def to_dict(cfg: Any) -> dict:
     """A plain dict of a config node (resolved)."""
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
@@ -109,6 +153,8 @@ __all__ = [
     "TrainerConfig",
     "OptimConfig",
     "validate",
+    "compose",
+    "load_yaml",
     "require_dir",
     "to_dict",
     "field",

@@ -155,7 +155,7 @@ class DecodedImageCache:
     """Every image of an HDF5 store decoded once, resized to SxS, as one N x S x S x 3 uint8
     array on disk that DataLoader workers memory-map (no JPEG decoding per epoch or fold).
 
-    Keyed by the HDF5 file's fingerprint (`shared.tracking.data_fingerprint`) and the size, so
+    Keyed by the HDF5 file's fingerprint (`shared.provenance.data_fingerprint`) and the size, so
     a changed file or size builds a new cache and every fold and run reuses the old one. A
     build writes into a temporary folder and renames it into place: an interrupted build
     leaves only a `.tmp-*` folder, which is never read (and is removed by the next build).
@@ -174,7 +174,7 @@ class DecodedImageCache:
 
     @staticmethod
     def key(h5_path: str | Path, size: int) -> str:
-        from shared.tracking import data_fingerprint
+        from shared.provenance import data_fingerprint
 
         return f"{data_fingerprint([h5_path])}-{size}px-v{CACHE_FORMAT}"
 

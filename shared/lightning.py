@@ -20,7 +20,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from shared import tracking
 from shared.config import to_dict
 from shared.device import select_device
-from shared.sweep import report as sweep_report
+from shared.pruning import report as sweep_report
 
 is_rank_zero = tracking.is_rank_zero
 

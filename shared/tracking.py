@@ -9,45 +9,33 @@ new run beats the current champion on the project's headline metric.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
-import signal
-import subprocess
-import threading
 import traceback
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from shared import REPO_ROOT
-from shared.errors import InputError, ModelNotFoundError
+from shared.errors import ModelNotFoundError
+from shared.interrupts import interruption, sigterm_raises
 from shared.logging import get_logger
+from shared.provenance import (
+    config_to_container,
+    data_fingerprint,
+    device_name,
+    flatten,
+    git_state,
+    package_versions,
+)
+from shared.tracking_server import check_tracking_server
 
 log = get_logger(__name__)
 
 CHAMPION = "champion"
-SWEEP_PARENT_ENV = "SWEEP_PARENT_RUN_ID"  # set by shared.sweep: top-level runs nest under it
-PROBE_TIMEOUT_S = 10.0  # an http(s) tracking server must answer within this at start-up
-_probed: set[str] = set()
-_SMALL_FILE = 32 * 1024 * 1024  # hash whole content below this size, else size+mtime+edges
-_VERSIONED_PACKAGES = (
-    "torch",
-    "lightning",
-    "mlflow",
-    "hydra-core",
-    "lightgbm",
-    "catboost",
-    "timm",
-    "transformers",
-    "sentence-transformers",
-    "faiss-cpu",
-    "numpy",
-    "pandas",
-)
+SWEEP_PARENT_ENV = "SWEEP_PARENT_RUN_ID"  # set by tools.sweep: top-level runs nest under it
 
 
 def is_rank_zero() -> bool:
@@ -63,66 +51,6 @@ def tracking_uri() -> str:
 def artifact_root() -> Path:
     """Where local stores keep artifacts (`MLFLOW_ARTIFACT_ROOT` overrides)."""
     return Path(os.environ.get("MLFLOW_ARTIFACT_ROOT") or REPO_ROOT / "mlartifacts")
-
-
-class TrackingServerError(InputError, ConnectionError):
-    """The http(s) tracking server is unreachable or does not answer like an MLflow server."""
-
-
-def check_tracking_server(uri: str, timeout: float | None = None) -> None:
-    """Fail within seconds, naming `uri`, unless an http(s) server answers an MLflow search.
-
-    MLflow's own client retries a dead server for minutes; this probe runs once per process
-    and URI so a wrong `MLFLOW_TRACKING_URI` stops a run before any work, never silently
-    falling back to another store. Other URIs (sqlite:, file paths) are not probed.
-    """
-    if not uri.startswith(("http://", "https://")) or uri in _probed:
-        return
-    import base64
-    import ssl
-    import urllib.error
-    import urllib.request
-
-    headers = {"Content-Type": "application/json"}
-    if token := os.environ.get("MLFLOW_TRACKING_TOKEN"):
-        headers["Authorization"] = f"Bearer {token}"
-    elif user := os.environ.get("MLFLOW_TRACKING_USERNAME"):
-        pair = f"{user}:{os.environ.get('MLFLOW_TRACKING_PASSWORD', '')}".encode()
-        headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
-    context = None
-    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
-        context = ssl._create_unverified_context()
-    request = urllib.request.Request(
-        uri.rstrip("/") + "/api/2.0/mlflow/experiments/search",
-        data=b'{"max_results": 1}',
-        headers=headers,
-        method="POST",
-    )
-    fix = "start it (make infra-up) or unset MLFLOW_TRACKING_URI to use the local mlflow.db"
-    try:
-        with urllib.request.urlopen(
-            request, timeout=timeout or PROBE_TIMEOUT_S, context=context
-        ) as resp:
-            body = json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        raise TrackingServerError(
-            f"MLflow tracking server {uri} answered HTTP {exc.code} ({exc.reason}) to a search "
-            "for experiments: not an MLflow server, wrong credentials (MLFLOW_TRACKING_TOKEN, "
-            "MLFLOW_TRACKING_USERNAME/PASSWORD), or its database is down"
-        ) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", None) or exc or "timed out"
-        raise TrackingServerError(
-            f"MLflow tracking server {uri} is unreachable ({reason}); {fix}"
-        ) from None
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise TrackingServerError(
-            f"{uri} answered, but not like an MLflow tracking server (no JSON from "
-            "/api/2.0/mlflow/experiments/search): check MLFLOW_TRACKING_URI"
-        )
-    _probed.add(uri)
 
 
 def get_mlflow():
@@ -152,144 +80,6 @@ def get_or_create_experiment(name: str) -> str:
         if exp is None:
             raise
         return exp.experiment_id
-
-
-def git_state(root: Path = REPO_ROOT) -> tuple[str, bool]:
-    """(commit SHA, whether the work tree has uncommitted changes); 'unknown' outside git."""
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = bool(
-            subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
-                cwd=root,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-        )
-        return sha, dirty
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown", False
-
-
-def data_fingerprint(paths: Iterable[str | Path]) -> str:
-    """A short hash over the input files' names, sizes and contents.
-
-    Files over 32 MiB are hashed by size, mtime and their first and last MiB, so a
-    multi-GB HDF5 fingerprints in milliseconds while any rewrite still changes the hash.
-    """
-    h = hashlib.sha256()
-    files: list[tuple[str, Path]] = []
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            files += [
-                (str(f.relative_to(p.parent)), f) for f in sorted(p.rglob("*")) if f.is_file()
-            ]
-        elif p.is_file():
-            files.append((p.name, p))
-        else:
-            h.update(f"missing:{p.name}".encode())
-    for name, f in sorted(files):
-        size = f.stat().st_size
-        h.update(f"{name}:{size}".encode())
-        with f.open("rb") as fh:
-            if size <= _SMALL_FILE:
-                h.update(fh.read())
-            else:
-                h.update(str(f.stat().st_mtime_ns).encode())
-                h.update(fh.read(1 << 20))
-                fh.seek(-(1 << 20), os.SEEK_END)
-                h.update(fh.read())
-    return h.hexdigest()[:16]
-
-
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested mapping -> {'a.b.c': 'value'} with values as strings (MLflow params)."""
-    out: dict[str, str] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = str(value)[:6000]
-    return out
-
-
-def _config_to_container(config: Any) -> dict:
-    if config is None:
-        return {}
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(config, DictConfig):
-            return OmegaConf.to_container(config, resolve=True)  # type: ignore[return-value]
-    except ImportError:  # pragma: no cover
-        pass
-    return dict(config)
-
-
-def _package_versions() -> dict[str, str]:
-    out = {}
-    for pkg in _VERSIONED_PACKAGES:
-        try:
-            out[f"version.{pkg}"] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
-
-
-def _device_name() -> str:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return f"cuda:{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
-    except ImportError:  # pragma: no cover
-        pass
-    return f"cpu:{os.cpu_count()} cores"
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so that the run ends KILLED (a scheduler's stop is no crash)."""
-
-
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated(signal.Signals(signum).name)
-
-
-@contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """While inside, SIGTERM raises Terminated in the main thread (other handlers are kept)."""
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    ):
-        yield
-        return
-    signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def interruption(exc: BaseException) -> BaseException | None:
-    """The Ctrl-C or SIGTERM behind `exc`, if it is one.
-
-    Lightning turns a KeyboardInterrupt during `fit` into `SystemExit(1)` (raised while
-    handling it) and a SIGTERM into `SIGTERMException`, a SystemExit: both are interruptions.
-    """
-    if isinstance(exc, KeyboardInterrupt):
-        return exc
-    if isinstance(exc, SystemExit):
-        if isinstance(exc.__context__, KeyboardInterrupt):
-            return exc.__context__
-        if type(exc).__name__ == "SIGTERMException":
-            return Terminated("SIGTERM")
-    return None
 
 
 @contextmanager
@@ -327,7 +117,7 @@ def start_run(
         parent_run_id=parent_run_id,
     )
     try:
-        with _sigterm_raises():
+        with sigterm_raises():
             if run_id is None:
                 _log_run_start(mlflow, config, data_paths, tags, nested)
             elif "error" in run.data.tags:
@@ -363,18 +153,18 @@ def _log_run_start(
             git_sha=sha,
             git_dirty=str(dirty).lower(),
             host=platform.node(),
-            device=_device_name(),
-            **_package_versions(),
+            device=device_name(),
+            **package_versions(),
         )
         paths = list(data_paths)
         if paths:
             all_tags["data_fingerprint"] = data_fingerprint(paths)
-            # what `shared.reproduce` re-fingerprints, and where relative config paths were
+            # what `tools.reproduce` re-fingerprints, and where relative config paths were
             # resolved from
             all_tags["data_paths"] = json.dumps([str(Path(p).resolve()) for p in paths])
             all_tags["cwd"] = os.getcwd()
     mlflow.set_tags(all_tags)
-    container = _config_to_container(config)
+    container = config_to_container(config)
     if container:
         items = list(flatten(container).items())
         for i in range(0, len(items), 100):

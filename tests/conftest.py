@@ -38,12 +38,9 @@ def mlflow_store(tmp_path_factory) -> Path:
 
 
 def _compose(project: str, overrides: list[str]):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from shared.config import compose
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(REPO / "configs" / project), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
+    return compose(project, overrides)
 
 
 @pytest.fixture(scope="session")

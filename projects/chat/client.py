@@ -4,12 +4,11 @@ The terminal UI (`tui.py`), the FAQ bot, the benchmark and the tests all drive t
 through this class. Everything the server sends (and every direct message from a peer) lands
 in one queue in arrival order; `recv` takes the next event, `wait_for` the next one of a kind.
 
-    python -m projects.chat.client --name alice [--room lobby] [host=... port=...]
+    python -m projects.chat.tui --name alice [--room lobby] [host=... port=...]  (the client)
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
 import queue
 import socket
@@ -17,7 +16,6 @@ import threading
 import time
 from typing import Any
 
-from projects.chat.config import ServerConfig, load
 from projects.chat.p2p import PeerNode, hang_up
 from projects.chat.protocol import (
     DEFAULT_MAX_FRAME,
@@ -199,24 +197,3 @@ class ChatClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Terminal chat client (curses).")
-    parser.add_argument("--name", required=True, help="your user name")
-    parser.add_argument("--room", default=None, help="room to join (default: the server's)")
-    parser.add_argument("overrides", nargs="*", help="server config overrides: host=... port=...")
-    args = parser.parse_args(argv)
-    cfg = load("server", ServerConfig, args.overrides)
-    from projects.chat.tui import run_tui
-
-    try:
-        client = ChatClient(cfg.host, cfg.port, args.name, max_frame=cfg.max_frame_bytes)
-    except (OSError, ChatError) as exc:
-        raise SystemExit(f"cannot join the chat at {cfg.host}:{cfg.port}: {exc}") from None
-    with client:
-        run_tui(client, args.room or client.welcome["default_room"])
-
-
-if __name__ == "__main__":
-    main()

@@ -10,10 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from omegaconf import OmegaConf
-
 from shared import REPO_ROOT
-from shared.config import validate
+from shared.config import load_yaml
 
 CONFIG_DIR = REPO_ROOT / "configs" / "chat"
 T = TypeVar("T")
@@ -50,10 +48,7 @@ class BotConfig:
 
 def load(name: str, schema: type[T], overrides: list[str] | None = None) -> T:
     """`configs/chat/<name>.yaml` merged with `key=value` overrides, checked against `schema`."""
-    cfg = OmegaConf.load(CONFIG_DIR / f"{name}.yaml")
-    if overrides:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    return validate(cfg, schema)
+    return load_yaml(CONFIG_DIR / f"{name}.yaml", schema, overrides)
 
 
 def repo_path(path: str | Path) -> Path:

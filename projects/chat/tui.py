@@ -6,10 +6,13 @@ turns keys into edits. Commands: /join ROOM, /leave [ROOM], /rooms, /who, /msg U
 (private, via the server), /dm USER TEXT (direct, peer to peer), /more (older history),
 /help, /quit; any other line is said in the current room. PageUp/PageDown and the arrow keys
 scroll the message pane.
+
+    python -m projects.chat.tui --name alice [--room lobby] [host=... port=...]
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import curses
 import locale
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from projects.chat.client import ChatClient, ChatError
+from projects.chat.config import ServerConfig, load
 
 USERS_WIDTH = 18
 HELP = (
@@ -266,3 +270,22 @@ def run_tui(client: ChatClient, room: str) -> None:
     locale.setlocale(locale.LC_ALL, "")
     with contextlib.suppress(KeyboardInterrupt):
         curses.wrapper(_loop, client, room)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Terminal chat client (curses).")
+    parser.add_argument("--name", required=True, help="your user name")
+    parser.add_argument("--room", default=None, help="room to join (default: the server's)")
+    parser.add_argument("overrides", nargs="*", help="server config overrides: host=... port=...")
+    args = parser.parse_args(argv)
+    cfg = load("server", ServerConfig, args.overrides)
+    try:
+        client = ChatClient(cfg.host, cfg.port, args.name, max_frame=cfg.max_frame_bytes)
+    except (OSError, ChatError) as exc:
+        raise SystemExit(f"cannot join the chat at {cfg.host}:{cfg.port}: {exc}") from None
+    with client:
+        run_tui(client, args.room or client.welcome["default_room"])
+
+
+if __name__ == "__main__":
+    main()

@@ -15,6 +15,7 @@ from torchvision.transforms import v2
 
 from shared.config import ConfigError
 from shared.datasets import isic2024 as isic
+from shared.datasets.isic2024_training import load_training_frame
 from shared.errors import DataNotFoundError
 from shared.folds import FOLD_COLUMN
 from shared.images import CorruptImageError, DecodedImageCache, HDF5ImageStore
@@ -262,7 +263,7 @@ def load_lesions(
     store, and what the datasets read: with `loader.cache` the store's decode cache at
     `loader.image_size` in `cache_dir` (built on first use, by `loader.num_workers`
     processes), else the store itself."""
-    df = isic.load_training_frame(data_cfg)[[isic.ID, isic.PATIENT, isic.TARGET, FOLD_COLUMN]]
+    df = load_training_frame(data_cfg)[[isic.ID, isic.PATIENT, isic.TARGET, FOLD_COLUMN]]
     _, h5 = isic.train_paths(data_cfg.dir)
     if not h5.is_file():
         raise DataNotFoundError(

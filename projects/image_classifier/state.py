@@ -18,7 +18,7 @@ from typing import Any
 from shared.errors import InputError
 from shared.lightning import is_rank_zero
 from shared.logging import get_logger
-from shared.tracking import flatten
+from shared.provenance import flatten
 
 log = get_logger(__name__)
 

@@ -32,7 +32,7 @@ from projects.retrieval_qa.retrieval import (
 from shared.config import to_dict
 from shared.errors import DataNotFoundError
 from shared.pretrained import content_hash, model_fingerprint
-from shared.tracking import data_fingerprint
+from shared.provenance import data_fingerprint
 
 INDEX_STORE_ENV = "RETRIEVAL_QA_INDEX_STORE"
 STAGES = ("passages", "dense", "bm25")

@@ -10,12 +10,16 @@ import shlex
 import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
-from projects.shell.executor import ExitShell, Shell, write_all
+from projects.shell.base import ExitShell, write_all
 from projects.shell.lexer import NAME, ShellSyntaxError
 from projects.shell.parser import parse
 
-Builtin = Callable[[Shell, list[str]], int]
+if TYPE_CHECKING:  # for the annotations only: the executor imports this module, not the reverse
+    from projects.shell.executor import Shell
+
+Builtin = Callable[["Shell", list[str]], int]
 PARALLEL_SEPARATOR = ":::"
 MAX_PARALLEL_THREADS = 64
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from shared.datasets import isic2024 as isic
+from shared.datasets.isic2024_training import load_training_frame
 from shared.errors import DataNotFoundError, InputError
 from shared.folds import FOLD_COLUMN
 from shared.metrics import reference_percentile
@@ -29,7 +30,7 @@ class TrainingFrame(NamedTuple):
 
 def load_frame(data_cfg) -> TrainingFrame:
     """The training frame with its folds, joined with the image OOF scores when configured."""
-    df = isic.load_training_frame(data_cfg)
+    df = load_training_frame(data_cfg)
     bad_values = dict(df.attrs.get("bad_values", {}))
     paths = [Path(data_cfg.dir) / isic.TRAIN_CSV, Path(data_cfg.folds_file)]
     if not data_cfg.image_oof:

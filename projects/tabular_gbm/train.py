@@ -27,8 +27,8 @@ from shared.datasets import isic2024 as isic
 from shared.folds import FOLD_COLUMN
 from shared.logging import get_logger
 from shared.metrics import pauc_above_tpr
+from shared.pruning import report as sweep_report
 from shared.seed import seed_everything
-from shared.sweep import report as sweep_report
 
 log = get_logger(__name__)
 

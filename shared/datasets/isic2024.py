@@ -301,28 +301,3 @@ def read_oracle(data_dir: str | Path) -> pd.DataFrame | None:
     generator; None for real data."""
     path = Path(data_dir) / ORACLE_CSV
     return pd.read_csv(path) if path.is_file() else None
-
-
-def load_training_frame(data_cfg: IsicDataConfig) -> pd.DataFrame:
-    """train-metadata.csv with the shared fold column (the fold file is created on first use).
-
-    Smoke configs (`generate: true`) write the generated data set first when it is missing.
-    Both ISIC projects start here, so they always train on the same rows and folds.
-    """
-    from shared.datasets.isic2024_synthetic import ensure_dataset
-    from shared.folds import attach_folds, load_or_create_folds
-
-    if data_cfg.generate:
-        ensure_dataset(data_cfg.dir, **dict(data_cfg.synthetic or {}))
-    csv, _ = train_paths(data_cfg.dir)
-    df = read_metadata(csv, train=True, on_bad_values=data_cfg.on_bad_values)
-    folds = load_or_create_folds(
-        df,
-        data_cfg.folds_file,
-        id_col=ID,
-        group_col=data_cfg.group_col,
-        target_col=TARGET,
-        n_splits=data_cfg.n_folds,
-        seed=data_cfg.fold_seed,
-    )
-    return attach_folds(df, folds, ID)

@@ -29,9 +29,9 @@ def free_port() -> int:
 
 
 def start_app(port: int, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """`python -m projects.demo.app port=<port>` in its own process group."""
+    """`python -m tools.demo.app port=<port>` in its own process group."""
     return subprocess.Popen(
-        [sys.executable, "-m", "projects.demo.app", f"port={port}"],
+        [sys.executable, "-m", "tools.demo.app", f"port={port}"],
         cwd=REPO,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,

@@ -16,14 +16,9 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from tests.browser import demo_driver as dd
+from tools.registry import ML_PROJECTS
 
-PROJECTS = ("tabular_gbm", "image_classifier", "retrieval_qa", "captioning")
-MAKE_TARGETS = {
-    "image_classifier": "make image-classifier-smoke",
-    "tabular_gbm": "make tabular-gbm-smoke",
-    "retrieval_qa": "make retrieval-qa-smoke",
-    "captioning": "make captioning-smoke",
-}
+MAKE_TARGETS = {p: f"make {p.replace('_', '-')}-smoke" for p in ML_PROJECTS}
 
 
 def _serve(tmp_path: Path, name: str, env: dict[str, str] | None = None):
@@ -47,7 +42,7 @@ def _stop(proc) -> None:
 @pytest.fixture(scope="module")
 def demo_url(tiny, tmp_path_factory):
     """Every project's tiny pipeline registered in the temporary store, then the app on it."""
-    for project in PROJECTS:
+    for project in ML_PROJECTS:
         module = __import__(f"projects.{project}.train", fromlist=["run"])
         # debug=tiny makes image_classifier partial (never registered): score every fold
         extra = ("cv.folds=null", "partial=false") if project == "image_classifier" else ()

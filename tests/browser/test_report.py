@@ -1,12 +1,12 @@
 """`make report` in a real browser: the tiny pipelines of every project train into a temporary
-store, `python -m shared.portfolio` writes the page, and headless Chromium opens it from disk:
+store, `python -m tools.portfolio` writes the page, and headless Chromium opens it from disk:
 every section renders with its data label and every embedded image decodes."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared import portfolio
+from tools import portfolio
 
 # image_classifier's debug=tiny is partial (two folds, never registered): score every fold
 IMAGE_ALL_FOLDS = ("cv.folds=null", "partial=false")

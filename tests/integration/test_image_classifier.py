@@ -151,7 +151,7 @@ def test_only_a_complete_run_replaces_the_shared_oof_file(tiny, tmp_path):
     tabular_gbm joins, and registers."""
     from projects.tabular_gbm.config import TabularGBMConfig
     from projects.tabular_gbm.data import join_image_oof
-    from shared.datasets.isic2024 import load_training_frame
+    from shared.datasets.isic2024_training import load_training_frame
 
     data = ["data.n_folds=2", f"data.folds_file={tmp_path / 'folds.csv'}"]
     common = [*data, "cv.folds=null", "trainer.max_epochs=1", "cv.tta=false"]

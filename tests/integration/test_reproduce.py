@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from shared import reproduce, tracking
+from shared import provenance, tracking
 from shared.errors import InputError
+from tools import reproduce
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,7 +28,7 @@ def _fake_run(tmp_path: Path, **tags: str) -> str:
         "git_sha": "0" * 40,
         "git_dirty": "false",
         "data_paths": json.dumps([str(data)]),
-        "data_fingerprint": tracking.data_fingerprint([data]),
+        "data_fingerprint": provenance.data_fingerprint([data]),
     }
     with mlflow.start_run(experiment_id=exp) as run:
         mlflow.set_tags({**base, **tags})
@@ -115,7 +116,7 @@ def test_a_recorded_smoke_run_reproduces_to_the_same_metric(tmp_path):
     run_id = re.search(r"run ([0-9a-f]{32})", recorded.stdout).group(1)
     original = float(re.search(r"oof_pauc = ([0-9.]+)", recorded.stdout).group(1))
 
-    cmd = [sys.executable, "-P", "-m", "shared.reproduce", run_id]
+    cmd = [sys.executable, "-P", "-m", "tools.reproduce", run_id]
     done = subprocess.run(cmd, cwd=clone, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     row = re.search(r"^oof_pauc\s+([0-9.]+)\s+([0-9.]+)\s+(\S+) \*$", done.stdout, re.M)

@@ -13,7 +13,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from shared import sweep
+from shared import pruning
+from shared.config import ConfigError, compose
+from tools import sweep, sweep_space, sweep_storage
 
 REPO = Path(__file__).resolve().parents[2]
 SPACES = sorted(REPO.glob("configs/*/hparams_search/*.yaml"))
@@ -29,11 +31,11 @@ TINY = [
 @pytest.mark.parametrize("path", SPACES, ids=lambda p: f"{p.parts[-3]}-{p.stem}")
 def test_every_search_space_names_real_config_keys(path):
     project = path.parts[-3]
-    space = sweep.load_space(project, path.stem)
+    space = sweep_space.load_space(project, path.stem)
     study = optuna.create_study(direction=space.direction)
-    values = sweep.suggest(study.ask(), space.params)
-    overrides = [f"{k}={sweep.hydra_value(v)}" for k, v in values.items()]
-    cfg = sweep.compose(project, [*space.overrides, *overrides])
+    values = sweep_space.suggest(study.ask(), space.params)
+    overrides = [f"{k}={sweep_space.hydra_value(v)}" for k, v in values.items()]
+    cfg = compose(project, [*space.overrides, *overrides])
     for key, value in values.items():
         node = cfg
         for part in key.split("."):
@@ -46,14 +48,14 @@ def test_search_spaces_cover_the_gbm_and_a_torch_project():
 
 
 def test_a_misspelt_space_key_fails_naming_it():
-    with pytest.raises(sweep.SweepError, match="lightgbm.num_leavez"):
-        sweep.compose("tabular_gbm", ["model.lightgbm.num_leavez=3"])
+    with pytest.raises(ConfigError, match="lightgbm.num_leavez"):
+        compose("tabular_gbm", ["model.lightgbm.num_leavez=3"])
 
 
 def test_report_is_a_no_op_outside_a_sweep():
-    assert sweep._ACTIVE is None
-    sweep.report(0.1, 0)
-    sweep.report({"val_pauc": 0.1}, 0)
+    assert pruning._ACTIVE is None
+    pruning.report(0.1, 0)
+    pruning.report({"val_pauc": 0.1}, 0)
 
 
 def test_report_prunes_a_trial_below_the_median():
@@ -67,25 +69,25 @@ def test_report_prunes_a_trial_below_the_median():
         t.report(good, 1)
         study.tell(t, good)
     trial = study.ask()
-    sweep._ACTIVE = sweep._Active(trial, "val_pauc", set())
+    pruning._ACTIVE = pruning._Active(trial, "val_pauc", set())
     try:
-        sweep.report({"val_pauc": 0.12, "val_loss": 9.0}, 0)  # a warm-up step: goes on
-        sweep.report({"val_pauc": 0.01}, 0)  # a step already reported (second fold): ignored
+        pruning.report({"val_pauc": 0.12, "val_loss": 9.0}, 0)  # a warm-up step: goes on
+        pruning.report({"val_pauc": 0.01}, 0)  # a step already reported (second fold): ignored
         with pytest.raises(optuna.TrialPruned):
-            sweep.report(0.01, 1)  # below the other trials' median at step 1
+            pruning.report(0.01, 1)  # below the other trials' median at step 1
     finally:
-        sweep._ACTIVE = None
+        pruning._ACTIVE = None
     assert study.trials[2].intermediate_values == {0: 0.12, 1: 0.01}
 
 
 def test_hydra_values_round_trip_through_an_override():
-    cfg = sweep.compose(
+    cfg = compose(
         "tabular_gbm",
         [
-            f"tracking.run_name={sweep.hydra_value(name)}"
+            f"tracking.run_name={sweep_space.hydra_value(name)}"
             for name in ["it's a b=c"]  # quotes, spaces and '=' survive
         ]
-        + [f"data.image_oof={sweep.hydra_value(None)}"],
+        + [f"data.image_oof={sweep_space.hydra_value(None)}"],
     )
     assert cfg.tracking.run_name == "it's a b=c" and cfg.data.image_oof is None
 
@@ -105,7 +107,7 @@ def test_a_killed_sweep_resumes_to_the_trials_asked_for(tmp_path):
         "PYTHONPATH": os.pathsep.join(sys.path),
     }
     cmd = [
-        *(sys.executable, "-m", "shared.sweep", "--project", "tabular_gbm", "--trials", "4"),
+        *(sys.executable, "-m", "tools.sweep", "--project", "tabular_gbm", "--trials", "4"),
         *("--storage", storage, *TINY),
         f"paths.data_dir={tmp_path / 'data'}",
         f"paths.output_dir={tmp_path / 'out'}",
@@ -178,22 +180,22 @@ def test_a_killed_sweep_resumes_to_the_trials_asked_for(tmp_path):
 
 
 def test_only_trials_of_dead_processes_on_this_host_are_failed_and_requeued(tmp_path):
-    storage = sweep.open_storage(f"sqlite:///{tmp_path / 'sweeps.db'}")
+    storage = sweep_storage.open_storage(f"sqlite:///{tmp_path / 'sweeps.db'}")
     study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
     gone = subprocess.Popen(["sleep", "30"])
-    dead_token = sweep.process_token(gone.pid)
+    dead_token = sweep_storage.process_token(gone.pid)
     gone.kill()
     gone.wait()
     tokens = {
         "dead": dead_token,
-        "alive": sweep.process_token(),
+        "alive": sweep_storage.process_token(),
         "elsewhere": f"other-host:{os.getpid()}:1",
     }
     for token in tokens.values():
         trial = study.ask()
-        trial.set_user_attr(sweep.WORKER_ATTR, token)
+        trial.set_user_attr(sweep_storage.WORKER_ATTR, token)
         trial.suggest_float("lr", 0.0, 1.0)
-    assert sweep.fail_stale_trials(study, storage) == [0]
+    assert sweep_storage.fail_stale_trials(study, storage) == [0]
     states = [t.state for t in study.trials]
     assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING, TrialState.WAITING]
     assert study.trials[3].system_attrs["fixed_params"] == study.trials[0].params  # same values
@@ -204,7 +206,7 @@ def test_a_killed_worker_left_a_zombie_counts_as_dead():
     """A SIGKILLed sweep's workers are orphans; until some init reaps them, /proc still lists
     them (state Z, same start time). CI failed on that: the killed trial stayed RUNNING."""
     zombie = subprocess.Popen(["sleep", "30"])
-    token = sweep.process_token(zombie.pid)
+    token = sweep_storage.process_token(zombie.pid)
     zombie.kill()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # killed, not reaped (no wait() yet): a zombie
@@ -212,7 +214,7 @@ def test_a_killed_worker_left_a_zombie_counts_as_dead():
             break
         time.sleep(0.01)
     try:
-        assert sweep.token_is_dead(token) is True
-        assert sweep.token_is_dead(sweep.process_token()) is False
+        assert sweep_storage.token_is_dead(token) is True
+        assert sweep_storage.token_is_dead(sweep_storage.process_token()) is False
     finally:
         zombie.wait()

@@ -10,7 +10,7 @@ from projects.tabular_gbm.data import join_image_oof
 from projects.tabular_gbm.features import build_features
 from projects.tabular_gbm.train import run
 from shared.datasets import isic2024 as isic
-from shared.datasets.isic2024 import load_training_frame
+from shared.datasets.isic2024_training import load_training_frame
 from shared.errors import InputError
 
 CHANCE_PAUC = 0.02  # a random ranking: the triangle above 80% TPR, 0.2 * 0.2 / 2
@@ -116,7 +116,7 @@ def _write(df, path):
 
 
 def test_results_table_reads_the_latest_smoke_run(tiny_run):
-    from shared.report import latest_runs
+    from tools.results import latest_runs
 
     _, metrics, _ = tiny_run
     rows = [r for r in latest_runs("smoke") if r["project"] == "tabular_gbm"]

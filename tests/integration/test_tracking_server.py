@@ -246,7 +246,7 @@ def test_a_sweep_keeps_its_study_in_the_servers_database(server, postgres, data_
     }
     subprocess.run(
         [
-            *(sys.executable, "-m", "shared.sweep", "--project", "tabular_gbm"),
+            *(sys.executable, "-m", "tools.sweep", "--project", "tabular_gbm"),
             *("--trials", "1", "--storage", f"{postgres}/optuna"),
             *("experiment=smoke", "debug=tiny"),
             "model.lightgbm.num_boost_round=20",

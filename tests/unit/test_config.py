@@ -80,7 +80,7 @@ def test_cli_missing_data_is_one_message_that_says_where_it_looked(tmp_path):
 
 
 def test_missing_data_folder_says_where_it_looked_and_how_to_get_it(project_config, tmp_path):
-    from shared.datasets.isic2024 import load_training_frame
+    from shared.datasets.isic2024_training import load_training_frame
 
     cfg = validate(
         project_config("tabular_gbm", "experiment=full", f"data.dir={tmp_path}/nowhere"),

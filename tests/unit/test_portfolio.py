@@ -1,4 +1,4 @@
-"""`make report` (shared.portfolio): champion lookup, smoke/full labels, the section of a project
+"""`make report` (tools.portfolio): champion lookup, smoke/full labels, the section of a project
 without a model, and a page that loads nothing from outside itself; on fake runs in a temporary
 store (no training)."""
 
@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from shared import portfolio, tracking
+from shared import tracking
 from shared.config import ConfigError
+from tools import portfolio
 
 EXPERIMENT = "portfolio_unit"
 

@@ -4,7 +4,7 @@ import mlflow
 import pytest
 from omegaconf import OmegaConf
 
-from shared import tracking
+from shared import provenance, tracking
 
 
 def _exp():
@@ -29,7 +29,7 @@ def test_run_logs_config_tags_and_params(mlflow_store, tmp_path):
     assert r.data.params["seed"] == "3"
     for tag in ("git_sha", "git_dirty", "data_fingerprint", "experiment", "version.torch"):
         assert tag in r.data.tags
-    assert r.data.tags["data_fingerprint"] == tracking.data_fingerprint([data])
+    assert r.data.tags["data_fingerprint"] == provenance.data_fingerprint([data])
     local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="config.yaml")
     with open(local) as fh:
         assert "lr: 0.1" in fh.read()
@@ -115,24 +115,24 @@ def test_data_fingerprint_follows_content_not_location(tmp_path):
     for p in (a, b):
         p.parent.mkdir()
         p.write_text("x\n1\n")
-    assert tracking.data_fingerprint([a]) == tracking.data_fingerprint([b])
+    assert provenance.data_fingerprint([a]) == provenance.data_fingerprint([b])
     b.write_text("x\n2\n")
-    assert tracking.data_fingerprint([a]) != tracking.data_fingerprint([b])
+    assert provenance.data_fingerprint([a]) != provenance.data_fingerprint([b])
 
 
 def test_data_fingerprint_of_a_large_file_is_fast_and_sensitive(tmp_path, monkeypatch):
-    monkeypatch.setattr(tracking, "_SMALL_FILE", 1024)
+    monkeypatch.setattr(provenance, "_SMALL_FILE", 1024)
     big = tmp_path / "train-image.hdf5"
     big.write_bytes(b"\0" * (3 << 20))
-    before = tracking.data_fingerprint([big])
+    before = provenance.data_fingerprint([big])
     with big.open("r+b") as f:
         f.seek(-10, 2)
         f.write(b"changed!!!")
-    assert tracking.data_fingerprint([big]) != before
+    assert provenance.data_fingerprint([big]) != before
 
 
 def test_flatten_nested_config():
-    assert tracking.flatten({"a": {"b": 1, "c": {"d": "x"}}, "e": None}) == {
+    assert provenance.flatten({"a": {"b": 1, "c": {"d": "x"}}, "e": None}) == {
         "a.b": "1",
         "a.c.d": "x",
         "e": "None",

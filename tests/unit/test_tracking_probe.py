@@ -13,7 +13,7 @@ from pathlib import Path
 import mlflow  # noqa: F401  (imported here so the timings below measure the probe)
 import pytest
 
-from shared import tracking
+from shared import tracking, tracking_server
 from shared.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +28,7 @@ def _closed_port() -> int:
 @pytest.fixture
 def uri(monkeypatch):
     """Point tracking at a URI for one test (and forget what earlier probes accepted)."""
-    monkeypatch.setattr(tracking, "_probed", set())
+    monkeypatch.setattr(tracking_server, "_probed", set())
 
     def point(value: str) -> str:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", value)
@@ -46,7 +46,7 @@ def test_a_closed_port_fails_fast_with_the_uri(uri):
 
 
 def test_a_server_that_never_answers_fails_after_the_probe_timeout(uri, monkeypatch):
-    monkeypatch.setattr(tracking, "PROBE_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(tracking_server, "PROBE_TIMEOUT_S", 1.0)
     with socket.socket() as silent:  # accepts connections, never replies
         silent.bind(("127.0.0.1", 0))
         silent.listen()
@@ -80,7 +80,7 @@ def test_a_server_that_is_not_mlflow_is_refused(uri):
 
 def test_local_stores_are_not_probed(uri, tmp_path):
     uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    tracking.check_tracking_server(tracking.tracking_uri())  # no server, no error
+    tracking_server.check_tracking_server(tracking.tracking_uri())  # no server, no error
 
 
 @pytest.mark.slow  # a pipeline start-up: ~10 s alone, more on a busy machine

@@ -114,7 +114,7 @@ def test_curses_client_in_a_terminal_sends_shows_and_quits(server, tmp_path):
     host, port = server.address
     cmd = (
         f"cd {shlex.quote(REPO)} && TERM=xterm-256color exec {shlex.quote(sys.executable)} "
-        "-m projects.chat.client "
+        "-m projects.chat.tui "
         f"--name alice host={host} port={port}"
     )
     term = Tmux(str(tmp_path / "tmux.sock"), cmd)

@@ -12,12 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from projects.demo import explain
-from projects.demo.champions import Champion, describe, find_champion
-from projects.demo.config import UploadConfig, load
-from projects.demo.uploads import UploadError, read_image
 from projects.tabular_gbm.model import Ensemble
 from shared.config import ConfigError
+from tools.demo import explain
+from tools.demo.champions import Champion, describe, find_champion
+from tools.demo.config import UploadConfig, load
+from tools.demo.uploads import UploadError, read_image
 
 LIMITS = UploadConfig(
     max_bytes=200_000, max_pixels=1_000_000, extensions=[".png", ".jpg"], cache_delete=[1, 1]
@@ -204,7 +204,7 @@ def test_the_app_binds_loopback_and_keeps_gradio_files_in_a_temp_folder(monkeypa
     import tempfile
     from pathlib import Path
 
-    from projects.demo import app
+    from tools.demo import app
 
     seen: dict = {}
 

@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, TensorDataset
 
-from shared import tracking
+from shared import interrupts, tracking
 
 
 class _Tiny(L.LightningModule):
@@ -76,7 +76,7 @@ def test_an_interrupt_during_a_lightning_fit_ends_the_run_killed(mlflow_store, h
 
 
 def test_sigterm_outside_a_fit_ends_the_run_killed(mlflow_store):
-    with pytest.raises(tracking.Terminated), tracking.start_run("test-sigterm") as run:
+    with pytest.raises(interrupts.Terminated), tracking.start_run("test-sigterm") as run:
         os.kill(os.getpid(), signal.SIGTERM)
     assert _status(run) == ("KILLED", "Terminated: SIGTERM")
 

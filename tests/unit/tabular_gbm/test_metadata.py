@@ -8,6 +8,7 @@ from projects.tabular_gbm.config import TabularGBMConfig
 from shared.config import validate
 from shared.datasets import isic2024 as isic
 from shared.datasets.isic2024_synthetic import generate_metadata
+from shared.datasets.isic2024_training import load_training_frame
 from shared.errors import InputError
 
 
@@ -106,4 +107,4 @@ def test_the_training_frame_of_a_header_only_file_says_so_not_cannot_fill_folds(
         f"data.folds_file={tmp_path}/folds.csv",
     )
     with pytest.raises(InputError, match="no rows"):
-        isic.load_training_frame(validate(cfg, TabularGBMConfig).data)
+        load_training_frame(validate(cfg, TabularGBMConfig).data)

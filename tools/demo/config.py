@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from omegaconf import OmegaConf
-
 from shared import REPO_ROOT
-from shared.config import ConfigError, validate
+from shared.config import ConfigError, load_yaml
+from tools.registry import ML_PROJECTS
 
 CONFIG_FILE = REPO_ROOT / "configs" / "demo" / "demo.yaml"
 
@@ -65,17 +64,12 @@ class DemoConfig:
 
 def load(overrides: list[str] | None = None) -> DemoConfig:
     """`configs/demo/demo.yaml` merged with `key=value` overrides, checked against the schema."""
-    cfg = OmegaConf.load(CONFIG_FILE)
-    if overrides:
-        bad = [o for o in overrides if "=" not in o]
-        if bad:
-            raise ConfigError(f"overrides must be key=value, got {bad}")
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    out = validate(cfg, DemoConfig)
-    known = {"image_classifier", "tabular_gbm", "retrieval_qa", "captioning"}
+    out = load_yaml(CONFIG_FILE, DemoConfig, overrides)
     for tab in out.projects:
-        if tab.name not in known:
-            raise ConfigError(f"config key 'projects': unknown project '{tab.name}' ({known})")
+        if tab.name not in ML_PROJECTS:
+            raise ConfigError(
+                f"config key 'projects': unknown project '{tab.name}' ({', '.join(ML_PROJECTS)})"
+            )
     if len(out.uploads.cache_delete) != 2:
         raise ConfigError("config key 'uploads.cache_delete': give [frequency_s, age_s]")
     return out

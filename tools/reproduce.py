@@ -1,6 +1,6 @@
 """Re-create a logged run from its record: same commit, same config, same seed, same data.
 
-python -m shared.reproduce RUN_ID [--project NAME] [--tolerance 0]
+python -m tools.reproduce RUN_ID [--project NAME] [--tolerance 0]
 
 Reads the run's `config.yaml`, `git_sha`, `git_dirty`, `data_fingerprint` and `data_paths`
 tags; refuses when the run was made from uncommitted changes or the data no longer hashes to
@@ -77,7 +77,8 @@ def _project_of(run: Any, project: str | None) -> str:
 
 def read_record(run_id: str, project: str | None = None) -> Record:
     """The run's record, or a ReproduceError saying what stops it from being reproduced."""
-    from shared.tracking import data_fingerprint, get_mlflow, tracking_uri
+    from shared.provenance import data_fingerprint
+    from shared.tracking import get_mlflow, tracking_uri
 
     mlflow = get_mlflow()
     client = mlflow.MlflowClient()
@@ -195,7 +196,7 @@ def compare(
 def main(argv: Sequence[str] | None = None) -> int:
     from shared.cli import expected_errors
 
-    p = argparse.ArgumentParser(prog="python -m shared.reproduce", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m tools.reproduce", description=__doc__)
     p.add_argument("run_id")
     p.add_argument("--project", help="default: from the run's entry point or experiment")
     p.add_argument("--tolerance", type=float, default=0.0, help="allowed |new - original|")

@@ -1,6 +1,6 @@
 """Print the latest top-level run of each project: headline metric, run id, status, wall time.
 
-`make smoke` ends with `python -m shared.report --experiment smoke`.
+`make smoke` ends with `python -m tools.results --experiment smoke`.
 """
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ from rich.console import Console
 from rich.table import Table
 
 from shared.tracking import get_mlflow
-
-PROJECTS = ("tabular_gbm", "image_classifier", "retrieval_qa", "captioning")
+from tools.registry import ML_PROJECTS
 
 
 def latest_runs(experiment_tag: str | None = None) -> list[dict]:
     """One row per project that has a top-level run (optionally only `experiment=<tag>` runs)."""
     mlflow = get_mlflow()
     rows = []
-    for project in PROJECTS:
+    for project in ML_PROJECTS:
         exp = mlflow.get_experiment_by_name(project)
         if exp is None:
             continue

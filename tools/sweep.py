@@ -1,6 +1,6 @@
 """Hyper-parameter sweeps: a small Optuna driver over any project's `run(cfg)`.
 
-python -m shared.sweep --project tabular_gbm --trials 20 [--n-jobs 2] [--space default]
+python -m tools.sweep --project tabular_gbm --trials 20 [--n-jobs 2] [--space default]
     [--storage postgresql+psycopg2://.../optuna] [key=value ...]
 
 The search space is `configs/<project>/hparams_search/<space>.yaml` (Hydra keys -> Optuna
@@ -10,16 +10,14 @@ trials count towards `--trials`, and a trial left RUNNING by a dead process is m
 retried with its parameters. Each trial is a nested MLflow run under one parent run, which ends
 with the best trial's parameters (tags `best.<key>`) and a plot of the optimisation history.
 Trials run in `--n-jobs` worker processes; they never register models (`tracking.register`
-is false). Pipelines call `report(value, step)` after each fold or epoch: a no-op outside a
-sweep, the pruner's input (MedianPruner) inside one.
+is false). Pipelines call `shared.pruning.report(value, step)` after each fold or epoch: a
+no-op outside a sweep, the pruner's input (MedianPruner) inside one.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
-import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -27,248 +25,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared import REPO_ROOT
-from shared.errors import InputError
+from shared import REPO_ROOT, pruning
+from shared.config import compose
 from shared.logging import get_logger
+from tools.registry import ML_PROJECTS, train_module
+from tools.sweep_space import Space, SweepError, hydra_value, load_space, suggest
+from tools.sweep_storage import (
+    WORKER_ATTR,
+    fail_stale_trials,
+    finished,
+    mask_url,
+    open_storage,
+    process_token,
+)
 
 log = get_logger(__name__)
 
 DEFAULT_STORAGE = f"sqlite:///{REPO_ROOT / 'sweeps.db'}"
 PARENT_ATTR = "mlflow_parent_run_id"
-WORKER_ATTR = "worker"  # host:pid:start time of the process running a trial
-_DISTRIBUTIONS = ("float", "int", "categorical")
-
-
-class SweepError(InputError):
-    """A bad search space, storage or a resumed study started with other settings."""
-
-
-# --- the hook pipelines call ------------------------------------------------------------------
-
-
-@dataclass
-class _Active:
-    trial: Any  # optuna.Trial
-    metric: str | None  # which key of a mapping report() is judged on
-    steps: set[int]
-
-
-_ACTIVE: _Active | None = None  # set in a sweep worker while it runs a trial
-
-
-def report(value: float | Mapping[str, float], step: int) -> None:
-    """Give the running trial an intermediate score (a fold's or an epoch's); no-op outside.
-
-    A mapping (an epoch's metrics) is judged on the space's `report_metric`. A step already
-    reported is skipped, so a trial that trains several folds is judged on its first fold's
-    epochs. Raises `optuna.TrialPruned` when the pruner stops the trial.
-    """
-    active = _ACTIVE
-    if active is None:
-        return
-    if isinstance(value, Mapping):
-        if active.metric is None or active.metric not in value:
-            return
-        value = value[active.metric]
-    if step in active.steps:
-        return
-    active.steps.add(step)
-    active.trial.report(float(value), step)
-    if active.trial.should_prune():
-        import optuna
-
-        raise optuna.TrialPruned(f"pruned at step {step} ({float(value):.4f})")
-
-
-# --- search space -----------------------------------------------------------------------------
-
-
-@dataclass
-class Space:
-    name: str
-    direction: str
-    params: dict[str, dict[str, Any]]
-    sampler: dict[str, Any]
-    pruner: dict[str, Any]
-    report_metric: str | None
-    overrides: list[str]  # fixed for every trial, e.g. per-trial output files
-
-
-def load_space(project: str, name: str) -> Space:
-    """`configs/<project>/hparams_search/<name>.yaml`, checked before any trial runs."""
-    from omegaconf import OmegaConf
-
-    path = REPO_ROOT / "configs" / project / "hparams_search" / f"{name}.yaml"
-    if not path.is_file():
-        found = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise SweepError(f"no search space {path} (spaces of {project}: {found or 'none'})")
-    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    unknown = set(raw) - {"direction", "params", "sampler", "pruner", "report_metric", "overrides"}
-    if unknown:
-        raise SweepError(f"{path}: unknown keys {sorted(unknown)}")
-    if raw.get("direction") not in ("maximize", "minimize"):
-        raise SweepError(f"{path}: direction must be maximize or minimize")
-    params = raw.get("params") or {}
-    if not params:
-        raise SweepError(f"{path}: params is empty")
-    for key, spec in params.items():
-        kind = (spec or {}).get("type")
-        if kind not in _DISTRIBUTIONS:
-            raise SweepError(f"{path}: params.{key}.type must be one of {_DISTRIBUTIONS}")
-        need = {"choices"} if kind == "categorical" else {"low", "high"}
-        if not need <= set(spec):
-            raise SweepError(f"{path}: params.{key} needs {sorted(need)}")
-    return Space(
-        name=name,
-        direction=raw["direction"],
-        params=params,
-        sampler=raw.get("sampler") or {},
-        pruner=raw.get("pruner") or {},
-        report_metric=raw.get("report_metric"),
-        overrides=list(raw.get("overrides") or []),
-    )
-
-
-def suggest(trial: Any, params: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Sample every parameter of the space on `trial`: {hydra key: value}."""
-    out = {}
-    for key, spec in params.items():
-        kind = spec["type"]
-        if kind == "categorical":
-            out[key] = trial.suggest_categorical(key, list(spec["choices"]))
-        else:
-            suggest_fn = trial.suggest_float if kind == "float" else trial.suggest_int
-            extra = {k: spec[k] for k in ("log", "step") if spec.get(k) is not None}
-            out[key] = suggest_fn(key, spec["low"], spec["high"], **extra)
-    return out
-
-
-def hydra_value(value: Any) -> str:
-    """A Python value as a Hydra override value (strings quoted, None as null)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int | float):
-        return repr(value)
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def compose(project: str, overrides: Sequence[str]) -> Any:
-    """The project's real config with `overrides` (a typo in a key fails here, naming it)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    GlobalHydra.instance().clear()
-    config_dir = str(REPO_ROOT / "configs" / project)
-    try:
-        with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-            return hydra_compose(config_name="train", overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise SweepError(f"{project}: {exc}".splitlines()[0]) from None
-
-
-# --- storage and stale trials -----------------------------------------------------------------
-
-
-def open_storage(url: str) -> Any:
-    """An Optuna RDB storage; an unreachable database fails here, naming the URL.
-
-    PostgreSQL URLs name the driver, `postgresql+psycopg2://` (SQLAlchemy 2.1's plain
-    `postgresql://` means psycopg 3, which is not installed), and a database of its own: Optuna
-    and MLflow both keep an `alembic_version` table.
-    """
-    import optuna
-    import sqlalchemy.exc
-
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if url.startswith("sqlite"):
-        kwargs = {"connect_args": {"timeout": 60}}  # several workers write one file
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
-        hint = " (write postgresql+psycopg2://)" if url.startswith("postgresql://") else ""
-        raise SweepError(
-            f"study storage {_mask(url)} unusable: {str(exc).splitlines()[0]}{hint}"
-        ) from None
-    except RuntimeError as exc:  # Optuna read another alembic_version (MLflow's database?)
-        raise SweepError(
-            f"study storage {_mask(url)} holds another schema ({exc}); give the studies a "
-            "database of their own (e.g. .../optuna beside MLflow's .../mlflow)"
-        ) from None
-
-
-def _mask(url: str) -> str:
-    """The URL without its password (for messages and params)."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
-
-
-def _start_time(pid: int) -> str | None:
-    """The start time of a live process; None when it is gone or a zombie (it has exited, and
-    only its exit status waits for a parent that may never reap it: a killed sweep's workers
-    are orphans, and not every container's init reaps orphans promptly)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] in ("Z", "X"):  # field 3: the process state
-        return None
-    return fields[19]  # field 22: start time since boot
-
-
-def process_token(pid: int | None = None) -> str:
-    """`host:pid:start time`: names a process even after its pid is reused."""
-    pid = pid or os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
-
-
-def token_is_dead(token: str) -> bool | None:
-    """True when the process named by `token` is gone; None when it ran on another host."""
-    host, pid, start = token.rsplit(":", 2)
-    if host != socket.gethostname():
-        return None
-    return _start_time(int(pid)) != start
-
-
-def fail_stale_trials(study: Any, storage: Any) -> list[int]:
-    """Mark RUNNING trials of dead processes on this host FAIL and enqueue them again."""
-    from optuna.trial import TrialState
-
-    study_id = storage.get_study_id_from_name(study.study_name)
-    failed = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        token = t.user_attrs.get(WORKER_ATTR)
-        dead = token_is_dead(token) if token else True
-        if dead is None:
-            log.warning("trial %d runs on %s: left alone", t.number, token)
-            continue
-        if not dead:
-            continue
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
-        storage.set_trial_state_values(trial_id, TrialState.FAIL)
-        if set(t.params) == set(t.distributions) and t.params:
-            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
-        failed.append(t.number)
-    return failed
-
-
-def finished(study: Any) -> list[Any]:
-    """Trials that count towards `--trials`: complete or pruned."""
-    from optuna.trial import TrialState
-
-    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-
-
-# --- workers ----------------------------------------------------------------------------------
 
 
 @dataclass
@@ -326,7 +100,6 @@ def _mark_mlflow_run(client: Any, job: Job, number: int, state: str) -> str | No
 
 def worker(job: Job, index: int, budget: Any) -> None:
     """Run trials until `budget` (a shared counter of trials left to start) is spent."""
-    global _ACTIVE
     _die_with_parent()
     import optuna
     from optuna.trial import TrialState
@@ -335,7 +108,7 @@ def worker(job: Job, index: int, budget: Any) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.environ[tracking.SWEEP_PARENT_ENV] = job.parent_run_id
-    run = importlib.import_module(f"projects.{job.project}.train").run
+    run = train_module(job.project).run
     storage = open_storage(job.storage)
     # A seed per worker and per resume: two workers (or a resumed sweep) never replay the
     # same random start-up draws.
@@ -358,18 +131,16 @@ def worker(job: Job, index: int, budget: Any) -> None:
         trial.set_user_attr(WORKER_ATTR, process_token())
         values = suggest(trial, job.space.params)
         state, value = TrialState.FAIL, None
-        _ACTIVE = _Active(trial, job.space.report_metric, set())
         try:
-            cfg = compose(job.project, _trial_overrides(job, trial.number, values))
-            value = float(run(cfg)[job.headline])
+            with pruning.reporting_to(trial, job.space.report_metric):
+                cfg = compose(job.project, _trial_overrides(job, trial.number, values))
+                value = float(run(cfg)[job.headline])
             state = TrialState.COMPLETE
         except optuna.TrialPruned as exc:
             log.info("trial %d %s", trial.number, exc)
             state = TrialState.PRUNED
         except Exception:
             log.exception("trial %d failed", trial.number)
-        finally:
-            _ACTIVE = None
         run_id = _mark_mlflow_run(client, job, trial.number, state.name)
         if run_id:
             trial.set_user_attr("mlflow_run_id", run_id)
@@ -409,7 +180,7 @@ def _parent_run(client: Any, study: Any, experiment_id: str, args: argparse.Name
         params=[
             _param("sweep.project", args.project),
             _param("sweep.space", args.space),
-            _param("sweep.storage", _mask(args.storage)),
+            _param("sweep.storage", mask_url(args.storage)),
             _param("sweep.overrides", " ".join(args.overrides)),
         ],
     )
@@ -464,10 +235,10 @@ def _finish_parent(client: Any, run_id: str, study: Any, space: Space, headline:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m shared.sweep",
+        prog="python -m tools.sweep",
         description="An Optuna sweep over a project's pipeline (resumable; see module doc).",
     )
-    p.add_argument("--project", required=True, help="a folder of projects/ with train.py")
+    p.add_argument("--project", required=True, help=f"one of {', '.join(ML_PROJECTS)}")
     p.add_argument("--trials", type=int, required=True, help="finished trials wanted in all")
     p.add_argument("--n-jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--space", default="default", help="configs/<project>/hparams_search/NAME")
@@ -488,8 +259,8 @@ def sweep(args: argparse.Namespace) -> Any:
 
     from shared import tracking
 
-    if not (REPO_ROOT / "projects" / args.project / "train.py").is_file():
-        raise SweepError(f"no project {args.project!r} (projects/<name>/train.py)")
+    if args.project not in ML_PROJECTS:
+        raise SweepError(f"no project {args.project!r}; projects: {', '.join(ML_PROJECTS)}")
     space = load_space(args.project, args.space)
     for key, spec in space.params.items():  # every key must exist in the project's config
         probe = spec["choices"][0] if spec["type"] == "categorical" else spec["low"]
@@ -507,7 +278,7 @@ def sweep(args: argparse.Namespace) -> Any:
         study.set_user_attr("space", space.name)
     elif recorded != list(args.overrides):
         raise SweepError(
-            f"study {name!r} in {_mask(args.storage)} was started with overrides {recorded}; "
+            f"study {name!r} in {mask_url(args.storage)} was started with overrides {recorded}; "
             "pass the same ones to resume it, or --study-name NEW for a new study"
         )
     retried = fail_stale_trials(study, storage)
@@ -515,7 +286,7 @@ def sweep(args: argparse.Namespace) -> Any:
         print(f"trials {retried} were left RUNNING by a dead process: marked FAIL, re-queued")
     done = len(finished(study))
     left = max(0, args.trials - done)
-    print(f"study {name} ({_mask(args.storage)}): {done} finished, {left} to run", flush=True)
+    print(f"study {name} ({mask_url(args.storage)}): {done} finished, {left} to run", flush=True)
 
     mlflow = tracking.get_mlflow()
     client = mlflow.MlflowClient()
@@ -541,8 +312,8 @@ def sweep(args: argparse.Namespace) -> Any:
     )
     status, best = "FAILED", None
     ctx = mp.get_context("spawn")
-    # `shared.sweep.worker`, not `__main__.worker`: report() reads this module's _ACTIVE
-    from shared.sweep import worker
+    # `tools.sweep.worker`, not `__main__.worker`: spawned workers import it by that name
+    from tools.sweep import worker
 
     procs: list[Any] = []
     try:

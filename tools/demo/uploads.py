@@ -12,9 +12,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from projects.demo.config import UploadConfig
 from shared.errors import InputError
 from shared.images import CorruptImageError, decode_image
+from tools.demo.config import UploadConfig
 
 
 class UploadError(InputError, ValueError):

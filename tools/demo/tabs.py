@@ -12,12 +12,12 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from projects.demo import explain
-from projects.demo.champions import Champion, describe
-from projects.demo.config import DemoConfig
-from projects.demo.uploads import image_from_base64, read_image
 from projects.image_classifier.gradcam import grad_cam, side_by_side
 from shared.errors import InputError
+from tools.demo import explain
+from tools.demo.champions import Champion, describe
+from tools.demo.config import DemoConfig
+from tools.demo.uploads import image_from_base64, read_image
 
 LETTERS = ["A", "B", "C", "D", "E"]
 

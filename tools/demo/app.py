@@ -1,6 +1,6 @@
 """`make demo`: one Gradio tab per project, each serving that project's registered champion.
 
-python -m projects.demo.app [key=value ...]   (keys: configs/demo/demo.yaml)
+python -m tools.demo.app [key=value ...]   (keys: configs/demo/demo.yaml)
 
 Gradio keeps uploads and rendered outputs in GRADIO_TEMP_DIR; the app points it at a fresh
 temporary folder (removed on exit), so nothing is written anywhere else. The server binds to
@@ -15,10 +15,10 @@ import socket
 import sys
 import tempfile
 
-from projects.demo.champions import Champion, find_champion
-from projects.demo.config import DemoConfig, load
-from projects.demo.tabs import TABS
 from shared.logging import get_logger
+from tools.demo.champions import Champion, find_champion
+from tools.demo.config import DemoConfig, load
+from tools.demo.tabs import TABS
 
 log = get_logger(__name__)
 

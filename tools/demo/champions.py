@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared import REPO_ROOT
+from omegaconf import OmegaConf
+
+from shared.config import compose
 from shared.tracking import CHAMPION, get_mlflow, tracking_uri
 
 
@@ -38,20 +40,11 @@ class Champion:
 
 def model_names(project: str, experiments: list[str]) -> list[tuple[str, str]]:
     """(registered model name, data set name) per experiment, from the project's Hydra config."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
-
     out = []
     for experiment in experiments:
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(
-            config_dir=str(REPO_ROOT / "configs" / project), version_base="1.3"
-        ):
-            cfg = compose(config_name="train", overrides=[f"experiment={experiment}"])
+        cfg = compose(project, [f"experiment={experiment}"])
         name = OmegaConf.select(cfg, "tracking.model_name")
         out.append((str(name), str(OmegaConf.select(cfg, "data.name"))))
-    GlobalHydra.instance().clear()
     return out
 
 

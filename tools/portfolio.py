@@ -7,7 +7,7 @@ data fingerprint the page shows, beside the public reference numbers the YAML ci
 image is a base64 `data:` URI so the file can be mailed or opened offline; a project without a
 registered model gets a section naming the `make` target that creates one.
 
-python -m shared.portfolio [--config PATH] [--output PATH]
+python -m tools.portfolio [--config PATH] [--output PATH]
 """
 
 from __future__ import annotations
@@ -24,14 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-from omegaconf import OmegaConf
-
 from shared import REPO_ROOT
 from shared.cli import expected_errors
-from shared.config import ConfigError, validate
-from shared.errors import DataNotFoundError
-from shared.tracking import CHAMPION, get_mlflow, git_state, tracking_uri
+from shared.config import ConfigError, load_yaml
+from shared.provenance import git_state
+from shared.tracking import CHAMPION, get_mlflow, tracking_uri
 
 CONFIG_FILE = REPO_ROOT / "configs" / "report" / "portfolio.yaml"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -92,14 +89,7 @@ class PortfolioConfig:
 
 def load_config(path: str | Path = CONFIG_FILE, overrides: list[str] | None = None):
     """The report config, schema-checked (an unknown key or a bad data kind fails, named)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(f"report config not found: {path.resolve()}")
-    try:
-        raw = OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist(overrides or []))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    cfg: PortfolioConfig = validate(raw, PortfolioConfig)
+    cfg: PortfolioConfig = load_yaml(path, PortfolioConfig, overrides)
     for i, section in enumerate(cfg.sections):
         for j, ref in enumerate(section.models):
             if ref.data not in DATA_KINDS:
