@@ -138,6 +138,25 @@ def start_run(
         mlflow.end_run(status="FINISHED")
 
 
+def start_pipeline_run(
+    cfg: Any,
+    data_paths: Iterable[str | Path],
+    *,
+    tags: Mapping[str, str] | None = None,
+    run_id: str | None = None,
+) -> Any:
+    """`start_run` for a pipeline's top-level run: experiment, run name and tags from
+    `cfg.tracking` (plus `tags`), the whole config logged, `data_paths` fingerprinted."""
+    return start_run(
+        cfg.tracking.experiment,
+        run_name=cfg.tracking.run_name,
+        config=cfg,
+        data_paths=data_paths,
+        tags={**(cfg.tracking.tags or {}), **(tags or {})},
+        run_id=run_id,
+    )
+
+
 def _log_run_start(
     mlflow: Any,
     config: Any,

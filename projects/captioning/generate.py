@@ -1,6 +1,6 @@
 """Greedy and beam-search decoding over the decoder's key/value cache.
 
-Any `CaptionModel` decodes: `model(tokens, memory, cache) -> (logits (B, T, vocab), cache)`,
+Any `StepDecoder` decodes: `model(tokens, memory, cache) -> (logits (B, T, vocab), cache)`,
 as `GPT2Decoder` does. With `use_cache=False` every step re-runs the whole prefix (the slow
 reference for tests and the cache benchmark); a model that keeps no cache returns None and is
 given the whole prefix every step too.
@@ -16,14 +16,14 @@ import torch
 Cache = list[tuple[torch.Tensor | None, ...]]
 
 
-class CaptionModel(Protocol):
+class StepDecoder(Protocol):
     def __call__(
         self, idx: torch.Tensor, memory: torch.Tensor, cache: Cache | None
     ) -> tuple[torch.Tensor, Cache | None]: ...
 
 
 def _step(
-    model: CaptionModel,
+    model: StepDecoder,
     memory: torch.Tensor,
     tokens: torch.Tensor,
     cache: Cache | None,
@@ -39,7 +39,7 @@ def _step(
 
 @torch.no_grad()
 def greedy(
-    model: CaptionModel,
+    model: StepDecoder,
     memory: torch.Tensor,
     bos: int,
     eos: int,
@@ -63,7 +63,7 @@ def greedy(
 
 @torch.no_grad()
 def beam_search(
-    model: CaptionModel,
+    model: StepDecoder,
     memory: torch.Tensor,
     bos: int,
     eos: int,
@@ -158,3 +158,15 @@ def _reorder(cache: Cache | None, rows: torch.Tensor) -> Cache | None:
 
 def _strip(ids: list[int], eos: int) -> list[int]:
     return ids[: ids.index(eos)] if eos in ids else ids
+
+
+@torch.no_grad()
+def token_probabilities(
+    model: StepDecoder, memory: torch.Tensor, bos: int, eos: int, ids: list[int]
+) -> list[float]:
+    """P(token | image, prefix) for each token of `ids` and the closing EOS, in one
+    teacher-forced decoder pass (memory: one image's (1, N, d) visual tokens)."""
+    seq = torch.tensor([[bos, *ids, eos]], dtype=torch.long, device=memory.device)
+    logits, _ = model(seq[:, :-1], memory, None)
+    probs = torch.softmax(logits[0].float(), dim=-1)
+    return probs.gather(1, seq[0, 1:, None])[:, 0].tolist()

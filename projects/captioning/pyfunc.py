@@ -9,10 +9,11 @@ from pathlib import Path
 
 import mlflow.pyfunc
 import torch
+from PIL import Image
 
 from projects.captioning.data import image_transform
 from projects.captioning.decoder import DecoderConfig
-from projects.captioning.generate import beam_search
+from projects.captioning.generate import beam_search, token_probabilities
 from projects.captioning.model import Captioner
 from projects.captioning.tokenizer import CaptionTokenizer
 from shared.config import to_dict
@@ -92,3 +93,44 @@ class CaptionModel(mlflow.pyfunc.PythonModel):
             d["length_penalty"],
         )
         return [self.tokenizer.decode(i) for i in ids]
+
+    def explain(self, image: Image.Image) -> tuple[list[dict], list[dict]]:
+        """Every final beam of one image as `predict` decodes it (same beam size, length and
+        penalty): rows `beam, score, caption`, and per beam each token's probability given
+        the image and the tokens before it (rows `beam, position, token, probability`; `</s>`
+        closes the beams that ended, not those cut off at `max_len`)."""
+        tok, d = self.tokenizer, self.meta["decoding"]
+        with torch.no_grad():
+            memory = self.model.encoder(self.transform(image)[None])
+        beams = beam_search(
+            self.model.decoder,
+            memory,
+            tok.bos_id,
+            tok.eos_id,
+            d["max_len"],
+            d["beam_size"],
+            d["length_penalty"],
+            n_best=d["beam_size"],
+        )[0]
+        rows, tokens = [], []
+        for rank, (score, ids) in enumerate(beams, 1):
+            rows.append({"beam": rank, "score": score, "caption": tok.decode(ids)})
+            probs = token_probabilities(self.model.decoder, memory, tok.bos_id, tok.eos_id, ids)
+            # a beam shorter than max_len ended with EOS; one at max_len was cut off open
+            shown = [*ids, tok.eos_id] if len(ids) < d["max_len"] else ids
+            for pos, (i, p) in enumerate(zip(shown, probs)):
+                tokens.append(
+                    {"beam": rank, "position": pos, "token": tok.token_text(i), "probability": p}
+                )
+        return rows, tokens
+
+
+def package(bundle: Path, example_image: bytes) -> dict:
+    """What `tracking.publish` logs: the model, its bundle, an input example (one stored image,
+    base64) and the packages it needs."""
+    return {
+        "python_model": CaptionModel(),
+        "artifacts": {"bundle": str(bundle)},
+        "input_example": [{"image": base64.b64encode(example_image).decode()}],
+        "pip_requirements": ["torch", "timm", "tokenizers", "pandas"],
+    }

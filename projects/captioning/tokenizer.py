@@ -32,6 +32,13 @@ class CaptionTokenizer:
         special = {self.bos_id, self.eos_id, self.pad_id}
         return self.tok.decode([i for i in ids if i not in special]).strip()
 
+    def token_text(self, i: int) -> str:
+        """How one token reads on its own (`</s>` for the end; a bare piece when it decodes to
+        nothing, e.g. a lone space marker)."""
+        if i == self.eos_id:
+            return "</s>"
+        return self.tok.decode([i]) or self.tok.id_to_token(i)
+
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.tok.save(str(folder / "tokenizer.json"))

@@ -5,13 +5,13 @@ python -m projects.captioning.train experiment=smoke|full [data.dir=PATH] [key=v
 
 from __future__ import annotations
 
-import base64
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 from omegaconf import DictConfig
 
+from projects.captioning import pyfunc
 from projects.captioning.config import CaptioningConfig
 from projects.captioning.data import (
     SPLITS,
@@ -24,7 +24,7 @@ from projects.captioning.decoder import DecoderConfig
 from projects.captioning.grounding import read_scenes
 from projects.captioning.model import Captioner, backbone_features
 from projects.captioning.module import CaptionModule, evaluate, fit
-from projects.captioning.pyfunc import CaptionModel, build_bundle
+from projects.captioning.pyfunc import build_bundle
 from projects.captioning.report import log_preprocessing, log_test_captions
 from projects.captioning.synthetic import ensure_dataset
 from projects.captioning.tokenizer import build_tokenizer
@@ -52,13 +52,7 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
     model.encoder.check_input_size(pre["image_size"])
     log.info("preprocessing (encoder %s): %s", cfg.encoder.name, pre)
 
-    with tracking.start_run(
-        cfg.tracking.experiment,
-        run_name=cfg.tracking.run_name,
-        config=cfg,
-        data_paths=[cfg.data.annotations],
-        tags=cfg.tracking.tags,
-    ) as run:
+    with tracking.start_pipeline_run(cfg, [cfg.data.annotations]) as run:
         dm = CaptionDataModule(frame, tok, cfg.data, pre, cfg.decoding.eval_batch_size)
         if dm.truncated:
             log.warning(
@@ -107,10 +101,7 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
                 run,
                 cfg.tracking,
                 metrics,
-                python_model=CaptionModel(),
-                artifacts={"bundle": str(bundle)},
-                input_example=[{"image": base64.b64encode(image).decode()}],
-                pip_requirements=["torch", "timm", "tokenizers", "pandas"],
+                **pyfunc.package(bundle, image),
             )
     return metrics
 

@@ -174,3 +174,14 @@ def pick_examples(oof: pd.DataFrame, n_positive: int = 2) -> pd.DataFrame:
 def input_example(store, image_ids: list[str]) -> list[dict[str, str]]:
     """Stored images as the model's input example (`image`: base64 JPEG bytes each)."""
     return [{"image": base64.b64encode(store.read_bytes(i)).decode()} for i in image_ids]
+
+
+def package(bundle: Path, store, example_ids: list[str]) -> dict:
+    """What `tracking.publish` logs: the model, its bundle, the example lesions (stored JPEGs,
+    base64) as input example, and the packages it needs."""
+    return {
+        "python_model": LesionScorer(),
+        "artifacts": {"bundle": str(bundle)},
+        "input_example": input_example(store, example_ids),
+        "pip_requirements": ["torch", "torchvision", "timm", "pillow", "pandas"],
+    }

@@ -15,6 +15,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from projects.image_classifier import pyfunc
 from projects.image_classifier.config import ImageClassifierConfig
 from projects.image_classifier.data import (
     build_transforms,
@@ -24,12 +25,7 @@ from projects.image_classifier.data import (
 )
 from projects.image_classifier.model import LesionClassifier, oof_summary, trunk_features
 from projects.image_classifier.module import fit_folds, oof_lesion_focus
-from projects.image_classifier.pyfunc import (
-    LesionScorer,
-    build_bundle,
-    input_example,
-    pick_examples,
-)
+from projects.image_classifier.pyfunc import build_bundle, pick_examples
 from projects.image_classifier.report import log_oof
 from projects.image_classifier.state import open_state, resolve_run_dir
 from shared import tracking
@@ -59,12 +55,10 @@ def run(raw_cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[st
     n_pos = frame[isic.TARGET].sum()
     log.info("%d images, %d positives, folds %s, run dir %s", len(frame), n_pos, folds, run_dir)
     data_files = [isic.TRAIN_CSV, isic.TRAIN_HDF5]
-    with tracking.start_run(
-        cfg.tracking.experiment,
-        run_name=cfg.tracking.run_name,
-        config=cfg,
-        data_paths=[*(Path(cfg.data.dir) / f for f in data_files), Path(cfg.data.folds_file)],
-        tags={**cfg.tracking.tags, "partial": str(partial).lower()},
+    with tracking.start_pipeline_run(
+        cfg,
+        [*(Path(cfg.data.dir) / f for f in data_files), Path(cfg.data.folds_file)],
+        tags={"partial": str(partial).lower()},
         run_id=state.data.get("run_id"),
     ) as run:
         if run is not None:
@@ -103,10 +97,7 @@ def run(raw_cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[st
             run,
             OmegaConf.merge(cfg.tracking, {"register": cfg.tracking.register and not partial}),
             summary,
-            python_model=LesionScorer(),
-            artifacts={"bundle": str(bundle)},
-            input_example=input_example(store, examples[isic.ID].tolist()),
-            pip_requirements=["torch", "torchvision", "timm", "pillow", "pandas"],
+            **pyfunc.package(bundle, store, examples[isic.ID].tolist()),
         )
         state.data["finished"] = True
         state.save()

@@ -146,13 +146,26 @@ class QAPipeline:
     def answer(self, questions: pd.DataFrame) -> tuple[list[list[str]], list[list[int]]]:
         """Ranked letters per question; a row with an empty or missing (NaN) prompt or option
         is refused (BadQuestionError naming the row) rather than ranked."""
-        check_questions(questions, "input")
+        logits, used = self.score(questions)
+        return ranked_letters(logits), used
+
+    def score(
+        self, questions: pd.DataFrame, where: str = "input"
+    ) -> tuple[np.ndarray, list[list[int]]]:
+        """The reader's (n, 5) option logits and, per question, the passage ids it read (hybrid
+        retrieval's top `context_passages`). Bad rows fail naming `where` and the row."""
+        check_questions(questions, where)
         ranking = self.retriever.rankings([question_query(r) for _, r in questions.iterrows()])
         hybrid = ranking["hybrid"]
         ctx = self.retriever.contexts(hybrid, self.context_passages)
         logits = score_options(self.reader, encode(self.tokenizer, questions, ctx, self.max_length))
         used = [[int(p) for p in row[: self.context_passages] if p >= 0] for row in hybrid]
-        return ranked_letters(logits), used
+        return logits, used
+
+    def passages(self, ids: list[int]) -> pd.DataFrame:
+        """Title and text of passages `ids` (the store is memory-mapped: only these are read)."""
+        store = self.retriever.passages
+        return pd.DataFrame({c: store.column(c, ids) for c in ("title", "text")})
 
     def save(self, folder: Path) -> None:
         self.retriever.save(folder / "retriever")

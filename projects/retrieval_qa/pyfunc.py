@@ -58,3 +58,24 @@ class RetrievalQAModel(mlflow.pyfunc.PythonModel):
 def input_example(questions: pd.DataFrame) -> list[dict[str, str]]:
     """The first two questions as JSON-ready records."""
     return questions.head(2).astype(str).to_dict(orient="records")
+
+
+PIP_REQUIREMENTS = [
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "faiss-cpu",
+    "bm25s",
+    "pandas",
+]
+
+
+def package(bundle: Path, questions: pd.DataFrame) -> dict:
+    """What `tracking.publish` logs: the model, its bundle (reader, retriever settings, index
+    manifest), two questions as input example, and the packages it needs."""
+    return {
+        "python_model": RetrievalQAModel(),
+        "artifacts": {"bundle": str(bundle)},
+        "input_example": input_example(questions),
+        "pip_requirements": PIP_REQUIREMENTS,
+    }

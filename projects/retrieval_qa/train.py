@@ -11,6 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from projects.retrieval_qa import pyfunc
 from projects.retrieval_qa.config import RetrievalQAConfig
 from projects.retrieval_qa.data import (
     LETTERS,
@@ -22,7 +23,6 @@ from projects.retrieval_qa.data import (
 from projects.retrieval_qa.model import load_reader, map3
 from projects.retrieval_qa.module import fit_reader
 from projects.retrieval_qa.pipeline import QAPipeline, build_retriever, publish_index
-from projects.retrieval_qa.pyfunc import RetrievalQAModel, input_example
 from projects.retrieval_qa.report import samples_markdown
 from projects.retrieval_qa.retrieval import retrieval_recalls
 from projects.retrieval_qa.synthetic import ensure_dataset
@@ -34,7 +34,6 @@ from shared.seed import seed_everything
 
 log = get_logger(__name__)
 RECALL_KS = (1, 3, 5, 10)
-PIP_REQUIREMENTS = ["torch", "transformers", "sentence-transformers", "faiss-cpu", "bm25s"]
 
 
 def run(raw_cfg: DictConfig) -> dict[str, float]:
@@ -46,13 +45,8 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
     test, gold = splits["test"], read_gold_titles(cfg.data.dir)
     scored = ["val", "test"] if "answer" in test.columns else ["val"]
 
-    with tracking.start_run(
-        cfg.tracking.experiment,
-        run_name=cfg.tracking.run_name,
-        config=cfg,
-        data_paths=[*question_files(cfg.data), Path(cfg.data.corpus_dir)],
-        tags=cfg.tracking.tags,
-    ) as run:
+    data_paths = [*question_files(cfg.data), Path(cfg.data.corpus_dir)]
+    with tracking.start_pipeline_run(cfg, data_paths) as run:
         retriever, stats = build_retriever(cfg)
         # The registered model references the index by content hash in the shared store.
         retriever.stages, stats["index_store_copied"] = publish_index(
@@ -97,10 +91,7 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
                 run,
                 cfg.tracking,
                 metrics,
-                python_model=RetrievalQAModel(),
-                artifacts={"bundle": str(Path(tmp) / "bundle")},
-                input_example=input_example(test[["id", "prompt", *LETTERS]]),
-                pip_requirements=[*PIP_REQUIREMENTS, "pandas"],
+                **pyfunc.package(Path(tmp) / "bundle", test[["id", "prompt", *LETTERS]]),
             )
     return metrics
 

@@ -94,3 +94,16 @@ def input_example(df: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
     """The first rows as JSON-ready records (missing values as null, not NaN)."""
     head = df[columns].head(5).astype(object)
     return head.where(head.notna(), None).to_dict(orient="records")
+
+
+def package(
+    ensemble: Any, spec: Any, feature_opts: Any, df: pd.DataFrame, extra: list[str]
+) -> dict:
+    """What `tracking.publish` logs: the model (stacked when `extra` names the image-score
+    columns it needs as input), the first rows as input example, and the packages it needs."""
+    model = (StackedTabularGBMModel if extra else TabularGBMModel)(ensemble, spec, feature_opts)
+    return {
+        "python_model": model,
+        "input_example": input_example(df, isic.REQUIRED_TEST + extra),
+        "pip_requirements": ["lightgbm", "catboost", "pandas", "numpy", "mlflow"],
+    }

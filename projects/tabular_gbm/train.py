@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from omegaconf import DictConfig
 
+from projects.tabular_gbm import pyfunc
 from projects.tabular_gbm.config import TabularGBMConfig
 from projects.tabular_gbm.data import load_frame
 from projects.tabular_gbm.features import build_features, fit_spec
@@ -18,7 +19,6 @@ from projects.tabular_gbm.model import (
     fit_ensemble,
     fit_fold,
 )
-from projects.tabular_gbm.pyfunc import StackedTabularGBMModel, TabularGBMModel, input_example
 from projects.tabular_gbm.report import log_cv_artifacts, log_importance
 from shared import tracking
 from shared.cli import hydra_entry
@@ -56,13 +56,7 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
         X.shape[1],
     )
 
-    with tracking.start_run(
-        cfg.tracking.experiment,
-        run_name=cfg.tracking.run_name,
-        config=cfg,
-        data_paths=data_paths,
-        tags=cfg.tracking.tags,
-    ) as run:
+    with tracking.start_pipeline_run(cfg, data_paths) as run:
         oof = {m: np.zeros(len(df)) for m in SCORED}
         fold_metrics = []
         for fold in sorted(np.unique(folds)):
@@ -104,11 +98,7 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
             run,
             cfg.tracking,
             summary,
-            python_model=(StackedTabularGBMModel if extra else TabularGBMModel)(
-                final, spec, feature_opts
-            ),
-            input_example=input_example(df, isic.REQUIRED_TEST + extra),
-            pip_requirements=["lightgbm", "catboost", "pandas", "numpy", "mlflow"],
+            **pyfunc.package(final, spec, feature_opts, df, extra),
             # a stacked model needs the image score as input: never compared with plain ones
             model_name=f"{cfg.tracking.model_name}-stacked" if extra else None,
         )

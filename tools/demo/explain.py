@@ -14,8 +14,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
 
 def gbm_contributions(ensemble, X: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -61,18 +59,6 @@ def top_contributions(contrib: dict[str, pd.DataFrame], row: int, k: int) -> pd.
     order = table.abs().mean(axis=1).sort_values(ascending=False).index[:k]
     out = table.loc[order].reset_index(names="feature")
     return out.round(4)
-
-
-@torch.no_grad()
-def token_probabilities(
-    decoder: nn.Module, memory: torch.Tensor, bos: int, eos: int, ids: list[int]
-) -> list[float]:
-    """P(token | image, prefix) for each token of `ids` and the closing EOS, in one
-    teacher-forced decoder pass (memory: one image's (1, N, d) visual tokens)."""
-    seq = torch.tensor([[bos, *ids, eos]], dtype=torch.long, device=memory.device)
-    logits, _ = decoder(seq[:, :-1], memory, None)
-    probs = torch.softmax(logits[0].float(), dim=-1)
-    return probs.gather(1, seq[0, 1:, None])[:, 0].tolist()
 
 
 _WORD = re.compile(r"[A-Za-z0-9]+")

@@ -60,15 +60,8 @@ def score_metadata(wrapper: Any, frame: pd.DataFrame, k: int) -> tuple[dict, pd.
 
 def answer_question(pipeline: Any, question: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One question -> options ranked by the reader's probability, and the passages it read."""
-    from projects.retrieval_qa.data import check_questions, question_query
-    from projects.retrieval_qa.model import encode, score_options
-
-    check_questions(question, "the form")
-    ranking = pipeline.retriever.rankings([question_query(question.iloc[0])])["hybrid"]
-    contexts = pipeline.retriever.contexts(ranking, pipeline.context_passages)
-    logits = score_options(
-        pipeline.reader, encode(pipeline.tokenizer, question, contexts, pipeline.max_length)
-    )[0]
+    all_logits, used = pipeline.score(question, "the form")
+    logits = all_logits[0]
     probs = torch.softmax(torch.tensor(logits, dtype=torch.float64), 0).numpy()
     order = np.argsort(-logits, kind="stable")
     ranked = pd.DataFrame(
@@ -79,43 +72,20 @@ def answer_question(pipeline: Any, question: pd.DataFrame) -> tuple[pd.DataFrame
             "probability": probs[order].round(4),
         }
     )
-    used = [int(p) for p in ranking[0][: pipeline.context_passages] if p >= 0]
-    store = pipeline.retriever.passages  # memory-mapped: read only the passages used
-    passages = pd.DataFrame({c: store.column(c, used) for c in ("title", "text")})
-    return ranked, passages
+    return ranked, pipeline.passages(used[0])
 
 
 def caption_beams(wrapper: Any, image: Image.Image) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Beam search as the registered model decodes (its beam size, max length, length penalty):
     every final beam with its score, and each beam's per-token probabilities."""
-    from projects.captioning.generate import beam_search
-
-    tok, d = wrapper.tokenizer, wrapper.meta["decoding"]
-    with torch.no_grad():
-        memory = wrapper.model.encoder(wrapper.transform(image)[None])
-    beams = beam_search(
-        wrapper.model.decoder,
-        memory,
-        tok.bos_id,
-        tok.eos_id,
-        d["max_len"],
-        d["beam_size"],
-        d["length_penalty"],
-        n_best=d["beam_size"],
-    )[0]
-    rows, tokens = [], []
-    for rank, (score, ids) in enumerate(beams, 1):
-        rows.append({"beam": rank, "score": round(score, 4), "caption": tok.decode(ids)})
-        probs = explain.token_probabilities(
-            wrapper.model.decoder, memory, tok.bos_id, tok.eos_id, ids
-        )
-        for pos, (i, p) in enumerate(zip([*ids, tok.eos_id], probs, strict=True)):
-            text = "</s>" if i == tok.eos_id else tok.tok.decode([i]) or tok.tok.id_to_token(i)
-            tokens.append({"beam": rank, "position": pos, "token": text, "probability": p})
+    rows, tokens = wrapper.explain(image)
+    beams = pd.DataFrame(rows)
+    if not beams.empty:
+        beams["score"] = beams["score"].round(4)
     table = pd.DataFrame(tokens)
     if not table.empty:
         table["probability"] = table["probability"].round(4)
-    return pd.DataFrame(rows), table
+    return beams, table
 
 
 def passages_html(question: str, passages: pd.DataFrame, cfg: DemoConfig) -> str:

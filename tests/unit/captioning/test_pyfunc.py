@@ -2,6 +2,7 @@
 
 import base64
 import io
+import math
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -40,3 +41,15 @@ def test_bundle_carries_the_preprocessing_and_serves_with_it(tmp_path):
     Image.new("RGB", (64, 48), (200, 30, 30)).save(buf, format="PNG")
     out = served.predict(None, pd.DataFrame({"image": [base64.b64encode(buf.getvalue()).decode()]}))
     assert len(out) == 1 and isinstance(out[0], str)
+    # The beams the demo explains are the ones `predict` decodes: the best is its caption, and
+    # its score is the summed log-probability of its tokens over the length penalty.
+    image = Image.open(io.BytesIO(buf.getvalue()))
+    beams, tokens = served.explain(image)
+    assert len(beams) == 2 and beams[0]["caption"] == out[0]
+    for beam in beams:
+        own = [t for t in tokens if t["beam"] == beam["beam"]]
+        ended = own[-1]["token"] == "</s>"
+        assert ended == (len(own) - ended < 5)  # max_len 5: a beam of 5 tokens was cut off
+        assert all(0 < t["probability"] <= 1 for t in own)
+        logp = sum(math.log(t["probability"]) for t in own)
+        assert abs(beam["score"] - logp / len(own) ** 0.7) < 1e-4

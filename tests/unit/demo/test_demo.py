@@ -9,7 +9,6 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 from projects.tabular_gbm.model import Ensemble
@@ -119,31 +118,6 @@ def test_contributions_sum_to_each_models_raw_score(ensemble):
 
 
 # --- captions, highlighting -------------------------------------------------------------------
-
-
-def test_token_probabilities_are_the_decoders_teacher_forced_softmax():
-    from projects.captioning.decoder import DecoderConfig, GPT2Decoder
-
-    torch.manual_seed(0)
-    dec = GPT2Decoder(
-        DecoderConfig(
-            vocab_size=11,
-            n_positions=16,
-            n_embd=16,
-            n_layer=1,
-            n_head=2,
-            dropout=0.0,
-            cross_attention=True,
-            layer_norm_eps=1e-5,
-            init=None,
-        )
-    ).eval()
-    memory = torch.randn(1, 3, 16)
-    probs = explain.token_probabilities(dec, memory, 0, 1, [5, 7])
-    assert len(probs) == 3  # two tokens and the EOS
-    logits, _ = dec(torch.tensor([[0, 5, 7]]), memory, None)
-    expected = torch.softmax(logits[0], -1)[[0, 1, 2], [5, 7, 1]]
-    np.testing.assert_allclose(probs, expected.detach().numpy(), rtol=1e-5)
 
 
 def test_highlight_marks_shared_words_and_escapes_html():
