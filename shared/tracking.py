@@ -357,6 +357,23 @@ def _tag_version(name: str, version: str, run: Any, tracking_cfg: Any, metrics: 
         client.set_model_version_tag(name, version, key, value)
 
 
+_NOT_THERE = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")  # model / its alias missing
+
+
+def find_champion(client: Any, names: Iterable[str]) -> tuple[str, Any] | None:
+    """(name, champion version) of the first registered model in `names` with a `champion`
+    alias, else None. A missing model or alias is skipped; any other store error is raised."""
+    from mlflow.exceptions import MlflowException
+
+    for name in names:
+        try:
+            return name, client.get_model_version_by_alias(name, CHAMPION)
+        except MlflowException as exc:
+            if exc.error_code not in _NOT_THERE:
+                raise
+    return None
+
+
 def load_registered_model(model_uri: str, make_target: str) -> Any:
     """`mlflow.pyfunc.load_model(model_uri)`, or an error saying which `make` target creates it."""
     mlflow = get_mlflow()

@@ -28,19 +28,19 @@ from shared import REPO_ROOT
 from shared.cli import expected_errors
 from shared.config import ConfigError, load_yaml
 from shared.provenance import git_state
-from shared.tracking import CHAMPION, get_mlflow, tracking_uri
+from shared.tracking import find_champion, get_mlflow, tracking_uri
+from tools.registry import ML_PROJECTS, model_name
 
 CONFIG_FILE = REPO_ROOT / "configs" / "report" / "portfolio.yaml"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "portfolio.html.j2"
 DATA_KINDS = ("full", "smoke")
-_NOT_THERE = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")  # model / its alias missing
 
 
 @dataclass
 class ModelRef:
-    name: str  # registered model: <project>-<data.name>
-    data: str  # "full" or "smoke": how the section is labelled
+    experiment: str  # "full" or "smoke": composed with experiment=<this>; labels the section
+    suffix: str  # appended to the config's tracking.model_name ("-stacked": the stacked GBM)
 
 
 @dataclass
@@ -63,6 +63,7 @@ class Reference:
 @dataclass
 class SectionConfig:
     key: str
+    project: str  # whose config names the registered models (tools.registry.ML_PROJECTS)
     title: str
     readme: str
     make_target: str
@@ -91,11 +92,16 @@ def load_config(path: str | Path = CONFIG_FILE, overrides: list[str] | None = No
     """The report config, schema-checked (an unknown key or a bad data kind fails, named)."""
     cfg: PortfolioConfig = load_yaml(path, PortfolioConfig, overrides)
     for i, section in enumerate(cfg.sections):
+        if section.project not in ML_PROJECTS:
+            raise ConfigError(
+                f"config key 'sections[{i}].project': '{section.project}' is not one of "
+                f"{', '.join(ML_PROJECTS)} ({path})"
+            )
         for j, ref in enumerate(section.models):
-            if ref.data not in DATA_KINDS:
+            if ref.experiment not in DATA_KINDS:
                 raise ConfigError(
-                    f"config key 'sections[{i}].models[{j}].data': '{ref.data}' is not one of "
-                    f"{', '.join(DATA_KINDS)} ({path})"
+                    f"config key 'sections[{i}].models[{j}].experiment': '{ref.experiment}' is "
+                    f"not one of {', '.join(DATA_KINDS)} ({path})"
                 )
     return cfg
 
@@ -103,17 +109,12 @@ def load_config(path: str | Path = CONFIG_FILE, overrides: list[str] | None = No
 # --- the store --------------------------------------------------------------------------------
 
 
-def find_champion(client: Any, models: list[ModelRef]) -> tuple[ModelRef, Any] | None:
-    """(model ref, champion version) of the first model in `models` with a champion, else None."""
-    from mlflow.exceptions import MlflowException
-
-    for ref in models:
-        try:
-            return ref, client.get_model_version_by_alias(ref.name, CHAMPION)
-        except MlflowException as exc:  # no such registered model, or no champion yet
-            if exc.error_code not in _NOT_THERE:
-                raise
-    return None
+def section_models(section: SectionConfig) -> dict[str, str]:
+    """Registered model name -> "full" / "smoke", in lookup order, from the project's config."""
+    return {
+        model_name(section.project, ref.experiment)[0] + ref.suffix: ref.experiment
+        for ref in section.models
+    }
 
 
 def _artifact_bytes(client: Any, run_id: str, path: str) -> bytes | None:
@@ -310,16 +311,17 @@ def _when(ms: int | None) -> str:
 def build_section(mlflow: Any, section: SectionConfig, cfg: PortfolioConfig) -> dict[str, Any]:
     """Everything the template shows for one section (`status` 'missing' when no champion)."""
     client = mlflow.MlflowClient()
-    found = find_champion(client, list(section.models))
+    models = section_models(section)
+    found = find_champion(client, models)
     base = {"key": section.key, "title": section.title, "readme": section.readme}
     if found is None:
         return {
             **base,
             "status": "missing",
             "make_target": section.make_target,
-            "looked_for": [m.name for m in section.models],
+            "looked_for": list(models),
         }
-    ref, version = found
+    registered, version = found
     run = client.get_run(version.run_id)
     tags, metrics = run.data.tags, run.data.metrics
     children = _child_runs(mlflow, run)
@@ -344,8 +346,8 @@ def build_section(mlflow: Any, section: SectionConfig, cfg: PortfolioConfig) -> 
     return {
         **base,
         "status": "ok",
-        "data": ref.data,
-        "model": ref.name,
+        "data": models[registered],
+        "model": registered,
         "version": str(version.version),
         "run_id": run.info.run_id,
         "run_name": run.info.run_name,

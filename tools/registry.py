@@ -26,5 +26,16 @@ def train_module(project: str) -> ModuleType:
     return importlib.import_module(f"projects.{check_project(project)}.train")
 
 
+def model_name(project: str, experiment: str) -> tuple[str, str]:
+    """(registered model name, data set name) of `experiment=<experiment>`, from the project's
+    own config (`tracking.model_name`, `data.name`): the demo and the report never spell them."""
+    from omegaconf import OmegaConf
+
+    from shared.config import compose
+
+    cfg = compose(check_project(project), [f"experiment={experiment}"])
+    return str(OmegaConf.select(cfg, "tracking.model_name")), str(cfg.data.name)
+
+
 if __name__ == "__main__":
     print(" ".join(ML_PROJECTS))

@@ -27,7 +27,7 @@ def _config(tmp_path: Path, **top) -> portfolio.PortfolioConfig:
     tag = uuid.uuid4().hex[:6]
     for section in raw["sections"]:
         for model in section["models"]:
-            model["name"] = f"{model['name']}-{tag}"
+            model["suffix"] = f"{model['suffix']}-{tag}"
     raw.update(top)
     path = tmp_path / "portfolio.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -78,17 +78,19 @@ def cfg(mlflow_store, tmp_path) -> portfolio.PortfolioConfig:
 
 def test_champion_is_the_full_data_model_when_both_exist(cfg):
     section = _section(cfg, "tabular_gbm")
-    full, smoke = section.models
+    full, smoke = portfolio.section_models(section)
+    assert full.startswith("tabular_gbm-isic2024-")  # tracking.model_name of experiment=full
+    assert smoke.startswith("tabular_gbm-isic2024-smoke-")
     smoke_run, full_run = _fake_gbm_run("smoke"), _fake_gbm_run("full")
-    _register(smoke.name, smoke_run)
+    _register(smoke, smoke_run)
     mlflow = tracking.get_mlflow()
     assert portfolio.build_section(mlflow, section, cfg)["run_id"] == smoke_run
 
-    _register(full.name, full_run, champion=False)  # registered, not (yet) champion: skipped
+    _register(full, full_run, champion=False)  # registered, not (yet) champion: skipped
     got = portfolio.build_section(mlflow, section, cfg)
-    assert (got["run_id"], got["data"], got["model"]) == (smoke_run, "smoke", smoke.name)
+    assert (got["run_id"], got["data"], got["model"]) == (smoke_run, "smoke", smoke)
 
-    version = _register(full.name, full_run)
+    version = _register(full, full_run)
     got = portfolio.build_section(mlflow, section, cfg)
     assert (got["run_id"], got["data"], got["version"]) == (full_run, "full", version)
 
@@ -101,13 +103,13 @@ def test_a_store_error_is_no_missing_model():
             raise MlflowException("database is locked", error_code="INTERNAL_ERROR")
 
     with pytest.raises(MlflowException, match="locked"):
-        portfolio.find_champion(Broken(), [portfolio.ModelRef("m", "smoke")])
+        tracking.find_champion(Broken(), ["m"])
 
 
 def test_smoke_and_full_sections_are_labelled_on_the_page(cfg, tmp_path):
     stacked, plain = _section(cfg, "tabular_gbm_stacked"), _section(cfg, "tabular_gbm")
-    _register(stacked.models[0].name, _fake_gbm_run("full"))  # full data
-    _register(plain.models[1].name, _fake_gbm_run("smoke"))  # smoke data
+    _register(list(portfolio.section_models(stacked))[0], _fake_gbm_run("full"))  # full data
+    _register(list(portfolio.section_models(plain))[1], _fake_gbm_run("smoke"))  # smoke data
     page = portfolio.build_report(cfg, tmp_path / "r.html").read_text()
     labels = dict(re.findall(r'<section id="(\w+)".*?data-label="(\w+)"', page, re.S))
     assert labels["tabular_gbm"] == "smoke" and labels["tabular_gbm_stacked"] == "full"
@@ -121,13 +123,13 @@ def test_project_without_a_registered_model_names_the_make_target(cfg, tmp_path)
     page = portfolio.build_report(cfg, tmp_path / "r.html").read_text()
     block = page.split('<section id="retrieval_qa"')[1].split("</section>")[0]
     assert 'data-status="missing"' in block and "make retrieval-qa-smoke" in block
-    assert section.models[1].name in block  # says what it looked for
+    assert list(portfolio.section_models(section))[1] in block  # says what it looked for
 
 
 def test_section_shows_provenance_folds_references_and_plots(cfg):
     section = _section(cfg, "tabular_gbm")
     run_id = _fake_gbm_run("smoke", folds=3)
-    _register(section.models[1].name, run_id)
+    _register(list(portfolio.section_models(section))[1], run_id)
     got = portfolio.build_section(tracking.get_mlflow(), section, cfg)
     run = tracking.get_mlflow().MlflowClient().get_run(run_id)
     assert got["git_sha"] == run.data.tags["git_sha"] != "unknown"
@@ -156,7 +158,9 @@ def test_roc_falls_back_to_the_logged_figure_when_the_oof_file_has_no_labels(mlf
 
 
 def test_report_is_one_file_that_loads_nothing_from_outside(cfg, tmp_path):
-    _register(_section(cfg, "tabular_gbm").models[1].name, _fake_gbm_run("smoke"))
+    _register(
+        list(portfolio.section_models(_section(cfg, "tabular_gbm")))[1], _fake_gbm_run("smoke")
+    )
     page = portfolio.build_report(cfg, tmp_path / "r.html").read_text()
     srcs = re.findall(r'<img[^>]*\bsrc="([^"]*)"', page)
     assert srcs and all(s.startswith("data:image/") for s in srcs)
@@ -229,8 +233,8 @@ def test_config_typo_and_unknown_data_kind_fail_naming_the_key(tmp_path):
     with pytest.raises(ConfigError, match="max_curve"):
         _config(tmp_path, max_curve=3)
     raw = yaml.safe_load(portfolio.CONFIG_FILE.read_text())
-    raw["sections"][0]["models"][0]["data"] = "tiny"
+    raw["sections"][0]["models"][0]["experiment"] = "tiny"
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(raw))
-    with pytest.raises(ConfigError, match=r"sections\[0\]\.models\[0\]\.data"):
+    with pytest.raises(ConfigError, match=r"sections\[0\]\.models\[0\]\.experiment"):
         portfolio.load_config(path)

@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import OmegaConf
-
-from shared.config import compose
+from shared import tracking
 from shared.tracking import CHAMPION, get_mlflow, tracking_uri
+from tools.registry import model_name
 
 
 @dataclass
@@ -38,29 +37,17 @@ class Champion:
         return f"models:/{self.name}@{CHAMPION}" if self.name else None
 
 
-def model_names(project: str, experiments: list[str]) -> list[tuple[str, str]]:
-    """(registered model name, data set name) per experiment, from the project's Hydra config."""
-    out = []
-    for experiment in experiments:
-        cfg = compose(project, [f"experiment={experiment}"])
-        name = OmegaConf.select(cfg, "tracking.model_name")
-        out.append((str(name), str(OmegaConf.select(cfg, "data.name"))))
-    return out
-
-
 def find_champion(
     project: str, make_target: str, experiments: list[str], load: bool = True
 ) -> Champion:
     """The first registered name with a `champion` alias, its version tags, and the model."""
     mlflow = get_mlflow()
-    client = mlflow.MlflowClient()
-    names = model_names(project, experiments)
-    champ = Champion(project, make_target, [n for n, _ in names])
-    for name, data_set in names:
-        try:
-            version = client.get_model_version_by_alias(name, CHAMPION)
-        except mlflow.exceptions.MlflowException:
-            continue
+    data_sets = dict(model_name(project, e) for e in experiments)
+    champ = Champion(project, make_target, list(data_sets))
+    found = tracking.find_champion(mlflow.MlflowClient(), data_sets)
+    if found is not None:
+        name, version = found
+        data_set = data_sets[name]
         tags = dict(version.tags)
         metric = tags.get("validation_metric")
         champ.name, champ.version, champ.data_set, champ.tags = (
@@ -76,7 +63,6 @@ def find_champion(
                 champ.model = mlflow.pyfunc.load_model(champ.uri)
             except Exception as exc:  # a broken artifact: say so in the tab, serve the others
                 champ.error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-        break
     return champ
 
 
