@@ -137,7 +137,7 @@ def oof_summary(
         "n_folds_done": float(len(fold_aucs)),
     }
     if oracle is not None:
-        p = oof[[isic.ID]].merge(oracle, on=isic.ID, how="left")["true_probability"].to_numpy()
+        p = isic.oracle_probability(oof[isic.ID], oracle)
         summary["oracle_roc_auc"] = roc_auc(y, p)
         summary["oracle_pauc"] = pauc_above_tpr(y, p, min_tpr)
     return summary

@@ -80,8 +80,8 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
         )
         oracle = isic.read_oracle(cfg.data.dir)
         if oracle is not None:
-            p = df[[isic.ID]].merge(oracle, on=isic.ID, how="left")["true_probability"]
-            summary["oracle_pauc"] = pauc_above_tpr(y, p.to_numpy(), min_tpr)
+            p = isic.oracle_probability(df[isic.ID], oracle)
+            summary["oracle_pauc"] = pauc_above_tpr(y, p, min_tpr)
             summary["oracle_ratio"] = summary["oof_pauc"] / summary["oracle_pauc"]
         summary["n_features"] = float(X.shape[1])
         summary["bad_values_total"] = float(sum(bad_values.values()))  # on_bad_values=warn

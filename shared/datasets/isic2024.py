@@ -9,6 +9,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from shared.config import ConfigError, require_dir
@@ -301,3 +302,10 @@ def read_oracle(data_dir: str | Path) -> pd.DataFrame | None:
     generator; None for real data."""
     path = Path(data_dir) / ORACLE_CSV
     return pd.read_csv(path) if path.is_file() else None
+
+
+def oracle_probability(ids: pd.Series, oracle: pd.DataFrame) -> np.ndarray:
+    """The generator's true probability of each lesion in `ids`, in that order (NaN where the
+    oracle does not know the lesion): the best score any model could give."""
+    merged = pd.DataFrame({ID: ids}).merge(oracle[[ID, "true_probability"]], on=ID, how="left")
+    return merged["true_probability"].to_numpy()
