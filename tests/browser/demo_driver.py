@@ -13,7 +13,8 @@ from pathlib import Path
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import REPO
+
 TITLES = {
     "image_classifier": "Lesion image",
     "tabular_gbm": "Lesion metadata",

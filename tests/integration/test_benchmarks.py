@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 GPU_BENCH_PROJECTS = ("image_classifier", "retrieval_qa", "captioning")
 

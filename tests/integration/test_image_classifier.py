@@ -27,7 +27,7 @@ from shared.config import validate
 from shared.datasets.isic2024 import read_metadata
 from shared.folds import assign_folds
 from shared.seed import seed_everything
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 MODEL = "image_classifier-isic2024-smoke"
 

@@ -13,9 +13,8 @@ import pytest
 
 from shared import provenance, tracking
 from shared.errors import InputError
+from tests.helpers import REPO
 from tools import reproduce
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _fake_run(tmp_path: Path, **tags: str) -> str:

@@ -15,9 +15,9 @@ from optuna.trial import TrialState
 
 from shared import pruning
 from shared.config import ConfigError, compose
+from tests.helpers import REPO
 from tools import sweep, sweep_space, sweep_storage
 
-REPO = Path(__file__).resolve().parents[2]
 SPACES = sorted(REPO.glob("configs/*/hparams_search/*.yaml"))
 # debug=tiny with fewer boosting rounds: each trial is a few seconds of fitting
 TINY = [

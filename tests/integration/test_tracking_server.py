@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import REPO
+
 pytestmark = pytest.mark.server
 
-REPO = Path(__file__).resolve().parents[2]
 MODEL = "tabular_gbm-isic2024-smoke"
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from shared.config import ConfigError, validate
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 SCHEMAS = {
     "tabular_gbm": "projects.tabular_gbm.config:TabularGBMConfig",

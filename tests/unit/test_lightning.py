@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from shared.config import TrainerConfig, validate
 from shared.lightning import MLflowMetrics, adamw_warmup_cosine, build_trainer, warmup_cosine
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def _trainer_cfg(**overrides):

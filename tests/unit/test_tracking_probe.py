@@ -8,15 +8,13 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import mlflow  # noqa: F401  (imported here so the timings below measure the probe)
 import pytest
 
 from shared import tracking, tracking_server
 from shared.errors import InputError
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import REPO
 
 
 def _closed_port() -> int:

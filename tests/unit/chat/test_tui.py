@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import subprocess
@@ -13,10 +12,10 @@ import pytest
 
 from projects.chat.client import ChatClient
 from projects.chat.tui import TuiState, apply_event, parse_input, visible_lines
+from tests.helpers import REPO
 from tests.unit.chat.conftest import joined
 
 pytestmark = pytest.mark.timeout(60)
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 
 
 @pytest.mark.parametrize(
@@ -113,7 +112,7 @@ class Tmux:
 def test_curses_client_in_a_terminal_sends_shows_and_quits(server, tmp_path):
     host, port = server.address
     cmd = (
-        f"cd {shlex.quote(REPO)} && TERM=xterm-256color exec {shlex.quote(sys.executable)} "
+        f"cd {shlex.quote(str(REPO))} && TERM=xterm-256color exec {shlex.quote(sys.executable)} "
         "-m projects.chat.tui "
         f"--name alice host={host} port={port}"
     )

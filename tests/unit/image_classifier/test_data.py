@@ -22,7 +22,7 @@ from projects.image_classifier.data import (
 )
 from shared.config import ConfigError, validate
 from shared.images import CorruptImageError, DecodedImageCache, HDF5ImageStore
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 LOADER_YAML = REPO / "configs/image_classifier/loader/default.yaml"
 

@@ -15,7 +15,7 @@ from projects.image_classifier.config import AugmentConfig
 from projects.image_classifier.data import LesionDataset, build_transforms
 from shared.config import validate
 from shared.images import DecodedImageCache, HDF5ImageStore, write_hdf5_jpegs
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 SIZES = {"ISIC_1": (70, 90), "ISIC_2": (40, 40), "ISIC_3": (133, 101), "ISIC_4": (20, 28)}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+from tests.helpers import REPO
 
 
 def shell_env(tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from projects.tabular_gbm.model import (
     undersample,
 )
 from shared.errors import InputError
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def _model_cfg(**overrides):
