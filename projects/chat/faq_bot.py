@@ -26,7 +26,10 @@ from typing import Any
 import numpy as np
 import yaml
 
+from projects.chat.client import ChatClient, ChatError
 from projects.chat.config import BotConfig, ServerConfig, load, repo_path
+from shared.cli import expected_errors
+from shared.errors import InputError
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -178,13 +181,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("overrides", nargs="*", help="bot config overrides: threshold=0.6 ...")
     args = parser.parse_args(argv)
-    cfg = load("bot", BotConfig, args.overrides)
-    server = load("server", ServerConfig)
-    from projects.chat.client import ChatClient
-
-    index = FaqIndex(load_faq(repo_path(cfg.faq_path)), load_encoder(cfg.model), cfg.index_text)
-    host, port = args.host or server.host, args.port or server.port
-    with ChatClient(host, port, cfg.name, p2p=False) as client:
+    with expected_errors():
+        cfg = load("bot", BotConfig, args.overrides)
+        server = load("server", ServerConfig)
+        index = FaqIndex(load_faq(repo_path(cfg.faq_path)), load_encoder(cfg.model), cfg.index_text)
+        host, port = args.host or server.host, args.port or server.port
+        try:
+            client = ChatClient(host, port, cfg.name, p2p=False)
+        except (OSError, ChatError) as exc:
+            raise InputError(f"cannot join the chat at {host}:{port}: {exc}") from None
+    with client:
         print(f"{cfg.name} joined {host}:{port}, rooms {list(cfg.rooms)}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             serve(client, index, cfg, stop=lambda: False)

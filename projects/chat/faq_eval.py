@@ -23,6 +23,7 @@ import numpy as np
 
 from projects.chat.config import BotConfig, load, repo_path
 from projects.chat.faq_bot import Encoder, FaqIndex, load_encoder, load_eval_set, load_faq
+from shared.cli import expected_errors
 from shared.tracking import announce, log_metrics, start_run
 
 SWEEP = tuple(round(t, 2) for t in np.arange(0.30, 0.801, 0.05))
@@ -139,8 +140,9 @@ def run_eval(cfg: BotConfig, encode: Encoder) -> tuple[dict[str, float], str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = load("bot", BotConfig, sys.argv[1:] if argv is None else argv)
-    run_eval(cfg, load_encoder(cfg.model))
+    with expected_errors():
+        cfg = load("bot", BotConfig, sys.argv[1:] if argv is None else argv)
+        run_eval(cfg, load_encoder(cfg.model))
 
 
 if __name__ == "__main__":

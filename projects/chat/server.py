@@ -28,6 +28,8 @@ from typing import Any
 from projects.chat.config import ServerConfig, load, repo_path
 from projects.chat.history import HistoryStore
 from projects.chat.protocol import FrameDecoder, ProtocolError, encode, validate
+from shared.cli import expected_errors
+from shared.errors import InputError
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -427,10 +429,15 @@ def serve_in_thread(
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = load("server", ServerConfig, sys.argv[1:] if argv is None else argv)
-    db = repo_path(cfg.db_path)
-    server = ChatServer(cfg, HistoryStore(db))
-    host, port = server.bind()
+    """A bad override or an address in use: one `error:` line, exit status 2."""
+    with expected_errors():
+        cfg = load("server", ServerConfig, sys.argv[1:] if argv is None else argv)
+        db = repo_path(cfg.db_path)
+        server = ChatServer(cfg, HistoryStore(db))
+        try:
+            host, port = server.bind()
+        except OSError as exc:
+            raise InputError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from None
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: server.stop())
     print(f"chat server listening on {host}:{port} (history: {db})", flush=True)

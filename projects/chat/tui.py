@@ -23,6 +23,8 @@ from typing import Any
 
 from projects.chat.client import ChatClient, ChatError
 from projects.chat.config import ServerConfig, load
+from shared.cli import expected_errors
+from shared.errors import InputError
 
 USERS_WIDTH = 18
 HELP = (
@@ -278,11 +280,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--room", default=None, help="room to join (default: the server's)")
     parser.add_argument("overrides", nargs="*", help="server config overrides: host=... port=...")
     args = parser.parse_args(argv)
-    cfg = load("server", ServerConfig, args.overrides)
-    try:
-        client = ChatClient(cfg.host, cfg.port, args.name, max_frame=cfg.max_frame_bytes)
-    except (OSError, ChatError) as exc:
-        raise SystemExit(f"cannot join the chat at {cfg.host}:{cfg.port}: {exc}") from None
+    with expected_errors():
+        cfg = load("server", ServerConfig, args.overrides)
+        try:
+            client = ChatClient(cfg.host, cfg.port, args.name, max_frame=cfg.max_frame_bytes)
+        except (OSError, ChatError) as exc:
+            raise InputError(f"cannot join the chat at {cfg.host}:{cfg.port}: {exc}") from None
     with client:
         run_tui(client, args.room or client.welcome["default_room"])
 
