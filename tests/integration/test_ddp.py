@@ -1,37 +1,27 @@
 """Lightning DDP under Hydra: 2 CPU processes (gloo) share one output folder and one MLflow run."""
 
-import os
 import subprocess
-import sys
 
 import mlflow
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, store_env, tiny_train_command
 
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_logs_one_run_in_one_folder(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": store,
-        "MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "projects.image_classifier.train",
-        "experiment=smoke",
-        "debug=tiny",
+    cmd = tiny_train_command(
+        "image_classifier",
+        tmp_path,
         "trainer=ddp_cpu",
-        f"paths.data_dir={tmp_path / 'data'}",
-        f"paths.output_dir={tmp_path / 'outputs'}",
         "trainer.max_epochs=1",
         "cv.folds=[0]",
         "tracking.register=false",
-    ]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    )
+    proc = subprocess.run(
+        cmd, cwd=REPO, env=store_env(tmp_path), capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dirs = list((tmp_path / "outputs" / "image_classifier").iterdir())
     assert len(run_dirs) == 1, run_dirs  # no second folder for rank 1

@@ -3,10 +3,8 @@ never sees the scored fold, interrupt + resume equal to an uninterrupted run, pa
 the OOF file that tabular_gbm reads."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from shared.config import validate
 from shared.datasets.isic2024 import read_metadata
 from shared.folds import assign_folds
 from shared.seed import seed_everything
-from tests.helpers import REPO
+from tests.helpers import REPO, store_env, tiny_train_command
 
 MODEL = "image_classifier-isic2024-smoke"
 
@@ -186,23 +184,10 @@ def test_only_a_complete_run_replaces_the_shared_oof_file(tiny, tmp_path):
 
 def _train(tmp_path, *overrides, wait=True):
     """`python -m projects.image_classifier.train experiment=smoke debug=tiny ...` in tmp_path."""
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "projects.image_classifier.train",
-        "experiment=smoke",
-        "debug=tiny",
-        f"paths.data_dir={tmp_path / 'data'}",
-        f"paths.output_dir={tmp_path / 'outputs'}",
-        "cv.folds=[0]",
-        "trainer.max_epochs=4",
-        *overrides,
-    ]
+    env = store_env(tmp_path)
+    cmd = tiny_train_command(
+        "image_classifier", tmp_path, "cv.folds=[0]", "trainer.max_epochs=4", *overrides
+    )
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if wait:
         out, err = proc.communicate(timeout=600)

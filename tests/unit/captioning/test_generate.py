@@ -161,23 +161,8 @@ def test_n_best_lists_the_beams_best_first_and_its_head_is_the_default_caption()
 
 
 def test_token_probabilities_are_the_decoders_teacher_forced_softmax():
-    from projects.captioning.decoder import DecoderConfig, GPT2Decoder
-
-    torch.manual_seed(0)
-    dec = GPT2Decoder(
-        DecoderConfig(
-            vocab_size=11,
-            n_positions=16,
-            n_embd=16,
-            n_layer=1,
-            n_head=2,
-            dropout=0.0,
-            cross_attention=True,
-            layer_norm_eps=1e-5,
-            init=None,
-        )
-    ).eval()
-    memory = torch.randn(1, 3, 16)
+    dec, images = _random_decoder()
+    memory = images[:1]
     probs = token_probabilities(dec, memory, 0, 1, [5, 7])
     assert len(probs) == 3  # two tokens and the EOS
     logits, _ = dec(torch.tensor([[0, 5, 7]]), memory, None)
