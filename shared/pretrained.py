@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -156,3 +157,23 @@ def model_fingerprint(name: str) -> str:
     if path.exists():
         return f"sha256:{content_hash(path)}"
     return f"hub:{name}@{hub_revision(name)}"
+
+
+def resolve_preprocessing(model_data_cfg: Mapping[str, Any], overrides: Any) -> dict:
+    """Input size, interpolation, mean and std: the model's pretrained config
+    (`timm.data.resolve_model_data_config(model)`), each replaced by a non-null key of
+    `overrides` (`image_size`, `interpolation`, `mean`, `std`). Both vision projects and their
+    served models preprocess with what this returns."""
+    own = {
+        "image_size": int(model_data_cfg["input_size"][-1]),
+        "interpolation": str(model_data_cfg["interpolation"]),
+        "mean": [float(v) for v in model_data_cfg["mean"]],
+        "std": [float(v) for v in model_data_cfg["std"]],
+    }
+    out = {}
+    for key, value in own.items():
+        override = overrides[key]
+        out[key] = value if override is None else override
+    out["image_size"] = int(out["image_size"])
+    out["mean"], out["std"] = [float(v) for v in out["mean"]], [float(v) for v in out["std"]]
+    return out

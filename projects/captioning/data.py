@@ -141,23 +141,6 @@ def load_captions(data_cfg: Any) -> tuple[pd.DataFrame, FolderImageStore]:
     return check_images(frame, store, data_cfg.on_corrupt, workers), store
 
 
-def resolve_preprocessing(encoder_data_cfg: dict, data_cfg: Any) -> dict:
-    """Input size, interpolation, mean and std: the encoder's pretrained config
-    (`timm.data.resolve_model_data_config`), each overridden by a non-null `data.*` key."""
-    own = {
-        "image_size": int(encoder_data_cfg["input_size"][-1]),
-        "interpolation": str(encoder_data_cfg["interpolation"]),
-        "mean": [float(v) for v in encoder_data_cfg["mean"]],
-        "std": [float(v) for v in encoder_data_cfg["std"]],
-    }
-    out = {}
-    for key, value in own.items():
-        override = data_cfg[key]
-        out[key] = value if override is None else override
-    out["mean"], out["std"] = [float(v) for v in out["mean"]], [float(v) for v in out["std"]]
-    return out
-
-
 def image_transform(
     size: int, train: bool, mean, std, interpolation: str = "bilinear"
 ) -> v2.Compose:

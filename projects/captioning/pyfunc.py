@@ -37,7 +37,8 @@ def build_bundle(
     preprocessing: dict,
 ) -> Path:
     """Everything the served model needs: weights, tokenizer, decoding, and the preprocessing
-    training used (`data.resolve_preprocessing`: the encoder's size, interpolation, mean, std)."""
+    training used (`shared.pretrained.resolve_preprocessing`: the encoder's size,
+    interpolation, mean, std)."""
     meta = {
         "encoder": cfg.encoder.name,
         "decoder": {**asdict(decoder_cfg), "init": None},  # weights come from model.pt

@@ -18,7 +18,6 @@ from projects.captioning.data import (
     CaptionDataModule,
     load_captions,
     most_common_caption,
-    resolve_preprocessing,
 )
 from projects.captioning.decoder import DecoderConfig
 from projects.captioning.grounding import read_scenes
@@ -33,6 +32,7 @@ from shared.cli import hydra_entry
 from shared.config import to_dict, validate
 from shared.device import select_device
 from shared.logging import get_logger
+from shared.pretrained import resolve_preprocessing
 from shared.seed import seed_everything
 
 log = get_logger(__name__)

@@ -8,6 +8,9 @@ error reply; one whose length prefix is over the limit is answered and closed; o
 (even mid-frame) is dropped and its rooms are told, without touching anyone else.
 
     python -m projects.chat.server [port=5050 db_path=... key=value ...]
+
+One module past ~400 lines on purpose: the loop, the connection state and the handlers share
+each round's buffers and history batch; split, they would pass that state between modules.
 """
 
 from __future__ import annotations

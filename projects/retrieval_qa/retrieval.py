@@ -5,6 +5,8 @@ corpus, the chunking code and settings, the encoder's weights, the index and BM2
 the bm25s version, so a changed input builds a new index instead of silently reusing a stale
 one. A stage is built in a temporary folder and renamed into place (`cached_stage`), so an
 interrupted build is never found by a later run; a cached stage that fails to load is rebuilt.
+One module past ~400 lines on purpose: the three retrievers share that cache-key and staged-
+build machinery, and the hybrid one is the other two plus the fusion.
 """
 
 from __future__ import annotations

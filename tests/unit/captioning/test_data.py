@@ -11,12 +11,12 @@ from projects.captioning.data import (
     encode_captions,
     most_common_caption,
     read_karpathy,
-    resolve_preprocessing,
 )
 from projects.captioning.model import ImageEncoder
 from projects.captioning.tokenizer import train_bpe
 from shared.errors import InputError
 from shared.images import FolderImageStore
+from shared.pretrained import resolve_preprocessing
 
 
 def _karpathy(tmp_path, splits=("train", "val", "test"), coco=False, skip_file=None):

@@ -168,3 +168,23 @@ def test_token_probabilities_are_the_decoders_teacher_forced_softmax():
     logits, _ = dec(torch.tensor([[0, 5, 7]]), memory, None)
     expected = torch.softmax(logits[0], -1)[[0, 1, 2], [5, 7, 1]]
     np.testing.assert_allclose(probs, expected.detach().numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("penalty", [0.0, 0.7, 1.3])
+def test_every_beam_score_matches_the_exhaustive_enumeration(penalty):
+    """Not only the winner: with a beam that keeps every prefix, the n best (score, caption)
+    pairs are the enumeration's n best, a caption cut at max_len scored over max_len tokens and a
+    finished one over its tokens plus the EOS."""
+    model, max_len = RandomTable({}), 4
+    others = [t for t in range(model.vocab_size) if t != EOS]
+    captions = sorted(
+        (
+            (model.score(list(ids), eos=n < max_len) / (n + (n < max_len)) ** penalty, list(ids))
+            for n in range(max_len + 1)
+            for ids in itertools.product(others, repeat=n)
+        ),
+        key=lambda c: -c[0],
+    )
+    got = beam_search(model, _no_image(), BOS, EOS, max_len, 4**max_len, penalty, n_best=12)[0]
+    assert [ids for _, ids in got] == [ids for _, ids in captions[:12]]
+    np.testing.assert_allclose([s for s, _ in got], [s for s, _ in captions[:12]], rtol=1e-5)

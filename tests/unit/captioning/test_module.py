@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from projects.captioning import module as module_mod
-from projects.captioning.data import CaptionDataModule, load_captions, resolve_preprocessing
+from projects.captioning.data import CaptionDataModule, load_captions
 from projects.captioning.decoder import DecoderConfig
 from projects.captioning.model import Captioner
 from projects.captioning.module import CaptionModule, fit
 from projects.captioning.synthetic import ensure_dataset
 from projects.captioning.tokenizer import train_bpe
+from shared.pretrained import resolve_preprocessing
 
 TINY_DECODER = DecoderConfig(
     vocab_size=300,

@@ -45,3 +45,22 @@ def test_classifier_uses_gem_on_a_timm_backbone():
     )
     assert isinstance(m.pool, GeM)
     assert m(torch.randn(2, 3, 64, 64)).shape == (2,)
+
+
+def test_the_configured_gem_p_and_eps_reach_the_pooling_layer(project_config):
+    """A sweep over `model.gem_p` tunes nothing unless the value gets to the layer."""
+    from projects.image_classifier.config import ImageClassifierConfig
+    from projects.image_classifier.module import LesionModule
+    from shared.config import to_dict, validate
+
+    cfg = validate(
+        project_config(
+            "image_classifier", "experiment=smoke", "model.gem_p=4.25", "model.gem_eps=1e-5"
+        ),
+        ImageClassifierConfig,
+    )
+    module = LesionModule(to_dict(cfg.model), to_dict(cfg.optim), min_tpr=0.8)
+    assert module.model.pool.p.item() == 4.25 and module.model.pool.eps == 1e-5
+    x = torch.rand(2, 8, 3, 3) + 0.1
+    expected = x.pow(4.25).mean((2, 3)).pow(1 / 4.25)
+    torch.testing.assert_close(module.model.pool(x).flatten(1), expected, rtol=1e-4, atol=1e-5)

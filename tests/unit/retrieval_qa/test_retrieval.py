@@ -138,6 +138,22 @@ def test_rrf_rewards_agreement():
     assert only_dense[0].tolist() == [1, 2, 3]
 
 
+def test_rrf_matches_a_hand_computed_fusion_with_its_constant():
+    """dense 1 2 3, sparse 3 4 2. With rrf_k = 60: 1 -> 1/61 = .01639, 2 -> 1/62 + 1/63 = .03200,
+    3 -> 1/63 + 1/61 = .03227, 4 -> 1/62 = .01613: order 3 2 1 4. Without the constant (1/rank)
+    passage 1 (1.0) would beat passage 2 (0.83): order 3 1 2 4."""
+    dense, sparse = np.array([[1, 2, 3]]), np.array([[3, 4, 2]])
+    assert reciprocal_rank_fusion([dense, sparse], [1.0, 1.0], 4, rrf_k=60).tolist() == [
+        [3, 2, 1, 4]
+    ]
+    assert reciprocal_rank_fusion([dense, sparse], [1.0, 1.0], 4, rrf_k=0).tolist() == [
+        [3, 1, 2, 4]
+    ]
+    # weights scale each list's votes: sparse at 0.2 -> 2 = 1/62 + .2/63 = .01931,
+    # 3 = 1/63 + .2/61 = .01915, 1 = 1/61 = .01639
+    assert reciprocal_rank_fusion([dense, sparse], [1.0, 0.2], 3, rrf_k=60).tolist() == [[2, 3, 1]]
+
+
 def test_recall_at_k():
     hits = np.array([[False, True, False], [False, False, False], [True, False, False]])
     assert recall_at_k(hits, 1) == pytest.approx(1 / 3)

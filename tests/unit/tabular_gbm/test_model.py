@@ -118,3 +118,40 @@ def test_best_single_feature_finds_the_informative_column_in_either_direction():
     X["neg_a"] = -X["a"]
     name, score = best_single_feature(X.drop(columns=["a"]), y, ["b", "neg_a"], 0.8)
     assert name == "neg_a" and score > 0.1
+
+
+def _record_training_rows(monkeypatch) -> list[set[int]]:
+    """Replace LightGBM's fit by a recorder: the row labels each booster was given."""
+    from projects.tabular_gbm import model as gbm
+
+    seen: list[set[int]] = []
+    real = gbm.fit_lightgbm
+
+    def recording(X, y, params, model_cfg):
+        seen.append(set(X.index))
+        return real(X, y, params, model_cfg)
+
+    monkeypatch.setattr(gbm, "fit_lightgbm", recording)
+    return seen
+
+
+def test_each_fold_trains_on_exactly_the_other_folds(monkeypatch):
+    """A fold that also trained on the rows it scores only raises OOF: check the rows."""
+    seen = _record_training_rows(monkeypatch)
+    X, y = _data()
+    folds = np.arange(len(y)) % 3
+    for k in range(3):
+        fit_fold(X, y, folds, k, _model_cfg(neg_ratio=0), seed=k)  # neg_ratio 0 keeps every row
+        assert seen[-1] == set(np.flatnonzero(folds != k)), f"fold {k} trained on other rows"
+
+
+def test_every_bag_fits_on_its_own_draw_of_the_negatives(monkeypatch):
+    seen = _record_training_rows(monkeypatch)
+    X, y = _data()
+    fit_ensemble(X, y, _model_cfg(n_bags=3, neg_ratio=2), seed=7)
+    positives = set(np.flatnonzero(y == 1))
+    negatives = [rows - positives for rows in seen]
+    assert len(seen) == 3 and all(positives <= rows for rows in seen)
+    assert all(len(n) == 2 * len(positives) for n in negatives)
+    assert negatives[0] != negatives[1] and negatives[1] != negatives[2] != negatives[0]
+    assert negatives == [set(undersample(y, 2, s)) - positives for s in bag_seeds(7, 3)]
