@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,9 @@ import pandas as pd
 
 from shared.config import require_dir
 from shared.errors import DataNotFoundError, InputError
+from shared.logging import get_logger
+
+log = get_logger(__name__)
 
 LETTERS = ["A", "B", "C", "D", "E"]
 QUESTION_COLUMNS = ["id", "prompt", *LETTERS]
@@ -130,17 +135,39 @@ def question_files(data: Any) -> list[Path]:
     return [root / data.train_file, root / data.test_file, *(root / f for f in data.extra_train)]
 
 
-def load_splits(data: Any, seed: int) -> dict[str, pd.DataFrame]:
-    """`train`/`val` (a seeded split of train.csv), `test`; the `data.extra_train` files (same
-    layout, paths relative to data.dir or absolute) join training only, so validation stays
-    the one held-out sample of train.csv."""
+def normalised_prompt(prompt: str) -> str:
+    """A question's text as duplicates are recognised: Unicode NFKC, lower case, letters and
+    digits only, single spaces ("What is X?" and "what is  x" are one question)."""
+    text = unicodedata.normalize("NFKC", str(prompt)).casefold()
+    return " ".join(re.sub(r"[^\w]+", " ", text).split())
+
+
+def load_splits(data: Any, seed: int) -> tuple[dict[str, pd.DataFrame], int]:
+    """(`train`/`val` (a seeded split of train.csv), `test`; how many extra rows were dropped).
+
+    The `data.extra_train` files (same layout, paths relative to data.dir or absolute) join
+    training only, so validation stays the one held-out sample of train.csv; an extra question
+    whose normalised prompt is also a validation or test question is dropped (public extra
+    sets are scraped from the same sources: training on it would score val on seen questions).
+    """
     root = Path(data.dir)
     labelled = read_questions(root / data.train_file, require_answer=True)
     train, val = split_train_val(labelled, data.val_fraction, seed)
-    extra = [read_questions(root / f, require_answer=True) for f in data.extra_train]
+    test = read_questions(root / data.test_file, False)
+    held = set(map(normalised_prompt, pd.concat([val["prompt"], test["prompt"]])))
     cols = [*QUESTION_COLUMNS, "answer"]
-    train = pd.concat([train, *(e[cols] for e in extra)], ignore_index=True)
-    return {"train": train, "val": val, "test": read_questions(root / data.test_file, False)}
+    extra = pd.concat(
+        [read_questions(root / f, require_answer=True)[cols] for f in data.extra_train]
+        or [pd.DataFrame(columns=cols)],
+        ignore_index=True,
+    )
+    seen = extra["prompt"].map(normalised_prompt).isin(held)
+    if seen.any():
+        log.info(
+            "data.extra_train: %d of %d questions dropped (in val or test)", seen.sum(), len(extra)
+        )
+    train = pd.concat([train, extra[~seen]], ignore_index=True) if len(extra) else train
+    return {"train": train, "val": val, "test": test}, int(seen.sum())
 
 
 GOLD_CSV = "smoke-gold.csv"

@@ -41,7 +41,7 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
     seed_everything(cfg.seed, deterministic=False)
     if cfg.data.generate:
         ensure_dataset(cfg.data.dir, **dict(cfg.data.synthetic or {}))
-    splits = load_splits(cfg.data, cfg.seed)
+    splits, n_extra_dropped = load_splits(cfg.data, cfg.seed)
     test, gold = splits["test"], read_gold_titles(cfg.data.dir)
     scored = ["val", "test"] if "answer" in test.columns else ["val"]
 
@@ -61,6 +61,7 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
         }
         metrics = {"n_passages": float(stats["n_passages"])}
         metrics |= {f"n_{s}": float(len(q)) for s, q in splits.items()}
+        metrics["n_extra_train_dropped"] = float(n_extra_dropped)  # duplicates of val / test
         metrics |= retrieval_recalls(retriever.passages, rankings, splits, scored, gold, RECALL_KS)
 
         r = cfg.reader

@@ -32,16 +32,30 @@ def _data(tmp_path, extra):
 
 
 def test_extra_training_files_join_training_only(tmp_path):
-    plain = load_splits(_data(tmp_path, []), seed=42)
+    plain, dropped = load_splits(_data(tmp_path, []), seed=42)
+    assert dropped == 0
     _write(tmp_path / "more.csv", [f"x{i}" for i in range(7)], answer="C")
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     _write(outside / "most.csv", ["y0", "y1"], answer="E")
-    splits = load_splits(_data(tmp_path, ["more.csv", str(outside / "most.csv")]), seed=42)
+    splits, _ = load_splits(_data(tmp_path, ["more.csv", str(outside / "most.csv")]), seed=42)
     assert len(splits["train"]) == len(plain["train"]) + 9
     assert {f"x{i}" for i in range(7)} | {"y0", "y1"} <= set(splits["train"]["id"])
     pd.testing.assert_frame_equal(splits["val"], plain["val"])  # validation is unchanged
     assert splits["train"]["answer"].isin(LETTERS).all()
+
+
+def test_extra_questions_seen_in_val_or_test_are_dropped(tmp_path):
+    """Compared on normalised text: case, spacing and punctuation do not hide a duplicate."""
+    data = _data(tmp_path, ["more.csv"])
+    plain, _ = load_splits(_data(tmp_path, []), seed=42)
+    val_prompt, test_prompt = plain["val"]["prompt"].iloc[0], plain["test"]["prompt"].iloc[1]
+    rows = pd.read_csv(tmp_path / data.train_file).head(3).assign(id=["x0", "x1", "x2"])
+    rows["prompt"] = [f"  {val_prompt.upper()} ", test_prompt.rstrip("?") + " ?!", "A new one?"]
+    rows.to_csv(tmp_path / "more.csv", index=False)
+    splits, dropped = load_splits(data, seed=42)
+    assert dropped == 2
+    assert set(splits["train"]["id"]) == set(plain["train"]["id"]) | {"x2"}
 
 
 def test_extra_train_is_in_the_config_and_defaults_to_none(project_config):
