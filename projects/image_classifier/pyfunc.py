@@ -4,10 +4,11 @@ It carries every fold's best weights and averages their scores (the usual test-t
 of a cross-validated model), and resizes and normalises each image with the size, mean and std
 of the run that trained it, with the flip TTA it was evaluated with.
 
-Beside the raw mean `score` it returns `image_score`, tabular_gbm's image feature: for each fold
-model, the percentile of its score within that model's own out-of-fold scores (stored in the
-bundle), averaged over the models. It depends on the image alone, never on the batch it came
-in; a training lesion's feature is the same definition with its one out-of-fold model.
+Beside the raw mean `score` it returns `image_score`, tabular_gbm's image feature
+(`shared.image_feature`): one fold model's score, the model picked by a hash of the image's
+pixels, as a percentile of that model's own out-of-fold scores (stored in the bundle). A
+training lesion's feature is the same with the one model that did not train on it, so the GBM
+is served the distribution it was trained on; it depends on the image alone, never the batch.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from projects.image_classifier.model import LesionClassifier
 from shared.datasets import isic2024 as isic
 from shared.errors import ModelNotFoundError
 from shared.folds import FOLD_COLUMN
+from shared.image_feature import pixel_key, serving_feature
 from shared.images import EncodedImage, decode_image
-from shared.metrics import reference_percentile
 
 IMAGE_SCORE = "image_score"  # the column tabular_gbm stacks on (its data.IMAGE_SCORE)
 
@@ -85,25 +86,28 @@ class LesionScorer(mlflow.pyfunc.PythonModel):
         )
         return each.numpy() if per_model else each.mean(0).numpy()
 
-    def image_feature(self, per_model_scores: np.ndarray) -> np.ndarray:
-        """Mean over the fold models of each model's score as a percentile of its own OOF
-        scores: tabular_gbm's `image_score`, the same for an image alone and in any batch."""
+    def image_feature(self, per_model_scores: np.ndarray, images: list[Image.Image]) -> np.ndarray:
+        """tabular_gbm's `image_score` (`shared.image_feature`): the score of one fold model,
+        picked by a hash of the image's pixels, as a percentile of that model's own OOF scores,
+        distributed as the training rows' feature; the same for an image alone and in any
+        batch."""
         if self.references is None:
             raise ModelNotFoundError(
                 "this image model carries no OOF score distributions (logged before the "
                 "image feature was defined): retrain it (make image-classifier-smoke, or "
                 "make image-classifier DATA=...) to get `image_score`"
             )
-        return np.mean(
-            [reference_percentile(ref, s) for ref, s in zip(self.references, per_model_scores)],
-            axis=0,
-        )
+        keys = [pixel_key(np.asarray(img.convert("RGB"))) for img in images]
+        return serving_feature(per_model_scores, self.references, keys)
 
     def score_frame(self, images: list[Image.Image]) -> pd.DataFrame:
         """`score` (mean over the fold models) and `image_score` (the feature) per image."""
         each = self.score_images(images, per_model=True)
         return pd.DataFrame(
-            {"score": each.mean(0).astype(np.float64), IMAGE_SCORE: self.image_feature(each)}
+            {
+                "score": each.mean(0).astype(np.float64),
+                IMAGE_SCORE: self.image_feature(each, images),
+            }
         )
 
     def predict(

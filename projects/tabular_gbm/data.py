@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 import pandas as pd
 
 from shared.datasets import isic2024 as isic
 from shared.datasets.isic2024_training import load_training_frame
 from shared.errors import DataNotFoundError, InputError
 from shared.folds import FOLD_COLUMN
-from shared.metrics import reference_percentile
+from shared.image_feature import training_feature
 
 IMAGE_SCORE = "image_score"
 
@@ -90,20 +89,11 @@ def join_image_oof(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
             f"lesions (e.g. {first}); train image_classifier on the same folds file"
         )
     merged = merged.drop(columns=[f"{FOLD_COLUMN}_image"])
-    merged[IMAGE_SCORE] = oof_feature(merged["score"].to_numpy(), merged[FOLD_COLUMN].to_numpy())
+    # the training form of the one image feature (shared.image_feature)
+    merged[IMAGE_SCORE] = training_feature(
+        merged["score"].to_numpy(), merged[FOLD_COLUMN].to_numpy()
+    )
     return merged.drop(columns=["score"])
-
-
-def oof_feature(scores: np.ndarray, folds: np.ndarray) -> np.ndarray:
-    """Training form of the image feature: each lesion's OOF score as a percentile of its own
-    fold's OOF scores (that fold's one image model). The registered image model gives a new
-    image the same definition averaged over its fold models (`image_score`), each against the
-    same stored OOF scores, so train and predict time share one batch-independent scale."""
-    out = np.empty(len(scores), dtype=float)
-    for k in np.unique(folds):
-        rows = folds == k
-        out[rows] = reference_percentile(scores[rows], scores[rows])
-    return out
 
 
 def join_image_scores(metadata: pd.DataFrame, path: str | Path) -> pd.DataFrame:

@@ -18,6 +18,7 @@ import pytest
 from projects.image_classifier import predict as predict_mod
 from projects.image_classifier.train import run
 from shared.datasets import isic2024 as isic
+from shared.image_feature import pixel_key
 from shared.images import HDF5ImageStore, decode_image
 from shared.metrics import reference_percentile
 
@@ -73,7 +74,7 @@ def test_each_fold_model_scores_its_held_out_images_as_the_validation_step_did(t
         assert np.abs(got - held["score"].to_numpy()).max() < 1e-5, k
 
 
-def test_the_feature_is_the_mean_percentile_within_each_models_own_oof_scores(trained):
+def test_the_feature_is_one_models_percentile_within_its_own_oof_scores(trained):
     model, scorer, oof, store, _ = trained
     ids = oof["isic_id"].head(6).tolist()
     out = _predict(model, _frame(store, ids))
@@ -82,9 +83,12 @@ def test_the_feature_is_the_mean_percentile_within_each_models_own_oof_scores(tr
         np.testing.assert_array_equal(
             scorer.references[m], np.sort(oof.loc[oof["fold"] == k, "score"].to_numpy())
         )
-    expected = np.mean(
-        [reference_percentile(ref, s) for ref, s in zip(scorer.references, each)], axis=0
-    )
+    images = _decoded(store, ids)
+    chosen = [pixel_key(np.asarray(img.convert("RGB"))) % len(scorer.references) for img in images]
+    expected = [
+        reference_percentile(scorer.references[m], each[m, i : i + 1])[0]
+        for i, m in enumerate(chosen)
+    ]
     assert list(out.columns) == ["score", "image_score"]
     as_records = _predict(model, _frame(store, ids).to_dict(orient="records"))
     np.testing.assert_allclose(as_records.to_numpy(), out.to_numpy(), atol=1e-7)
