@@ -168,7 +168,7 @@ sweep: $(STAMP) ## Optuna sweep: make sweep PROJECT=tabular_gbm TRIALS=20 [JOBS=
 		$(if $(SPACE),--space $(SPACE)) $(if $(STORAGE),--storage $(STORAGE)) $(ARGS)
 reproduce: $(STAMP) ## Re-run a logged run at its commit and compare metrics: make reproduce RUN_ID=...
 	@test -n "$(RUN_ID)" || { echo "usage: make reproduce RUN_ID=<mlflow run id>"; exit 2; }
-	$(PY) -m tools.reproduce $(RUN_ID)
+	$(PY) -m tools.reproduce $(RUN_ID) $(ARGS)
 shellcheck: ## Install Debian's shellcheck when missing
 	@command -v shellcheck >/dev/null || { apt-get update -qq && apt-get install -y -qq shellcheck; }
 lint-shell: shellcheck ## shellcheck the infra and benchmark scripts (part of make lint)

@@ -31,14 +31,16 @@ _VERSIONED_PACKAGES = (
 
 
 def git_state(root: Path = REPO_ROOT) -> tuple[str, bool]:
-    """(commit SHA, whether the work tree has uncommitted changes); 'unknown' outside git."""
+    """(commit SHA, whether the work tree differs from it); 'unknown' outside git. A file git
+    does not track and does not ignore counts as a change: an untracked module can change what
+    a run does, and no commit holds it."""
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = bool(
             subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
+                ["git", "status", "--porcelain", "--untracked-files=normal"],
                 cwd=root,
                 capture_output=True,
                 text=True,

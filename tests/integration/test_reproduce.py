@@ -70,6 +70,46 @@ def test_the_cli_prints_one_error_line(mlflow_store, tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: run ")
 
 
+def test_a_reproduction_writes_into_its_own_folder():
+    """Never into the original run's folder, nor over the OOF file tabular_gbm stacks on."""
+    config = {
+        "paths": {"output_dir": "/runs/outputs"},
+        "run_dir": "/runs/outputs/image_classifier/2026-12-06_14-14-52",
+        "resume": True,
+        "oof_file": "/data/oof/image_classifier_isic2024-smoke.csv",
+    }
+    out = reproduce.own_outputs(config, "3bbc3b75751d4f93")
+    base = "/runs/outputs/reproduce/3bbc3b75"
+    assert out["paths"]["output_dir"] == f"{base}/outputs"
+    assert (out["run_dir"], out["resume"]) == (f"{base}/run", False)
+    assert out["oof_file"] == f"{base}/oof.csv"
+    assert "run_dir" not in reproduce.own_outputs({"paths": {"output_dir": "/o"}}, "ab")
+
+
+def test_tolerances_per_metric_and_package_versions_that_changed():
+    assert reproduce.parse_tolerances([]) == (0.0, {})
+    assert reproduce.parse_tolerances(["0.001", "val_map3=0.02"]) == (0.001, {"val_map3": 0.02})
+    for bad in ("x", "val_map3=", "-1"):
+        with pytest.raises(InputError, match="--tolerance"):
+            reproduce.parse_tolerances([bad])
+    now = provenance.package_versions()
+    tags = {"version.torch": "0.0.1", "version.numpy": now["version.numpy"], "git_sha": "x"}
+    assert reproduce.version_changes(tags) == [f"torch: 0.0.1 -> {now['version.torch']}"]
+
+
+def test_an_untracked_file_makes_the_tree_dirty(tmp_path):
+    """An untracked module can change what a run does and no commit holds it."""
+    _git("init", "--quiet", cwd=tmp_path)
+    (tmp_path / ".gitignore").write_text("ignored.txt\n")
+    _git("add", ".gitignore", cwd=tmp_path)
+    _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "x", cwd=tmp_path)
+    assert provenance.git_state(tmp_path)[1] is False
+    (tmp_path / "ignored.txt").write_text("scratch")
+    assert provenance.git_state(tmp_path)[1] is False  # ignored files do not count
+    (tmp_path / "helper.py").write_text("X = 1\n")
+    assert provenance.git_state(tmp_path)[1] is True
+
+
 def test_a_pipeline_run_records_where_its_data_is(mlflow_store, tmp_path):
     data = tmp_path / "d.csv"
     data.write_text("x\n")
