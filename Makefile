@@ -16,7 +16,7 @@ export TOKENIZERS_PARALLELISM := false
 PROJECTS := $(shell $(PYTHON) -m tools.registry)
 SMOKE_IMAGE_OOF := data/oof/image_classifier_isic2024-smoke.csv
 
-.PHONY: help setup smoke serve demo demo-screenshots test test-slow test-browser browser-deps test-all lint format mlflow-ui clean clean-all report benchmarks gpu-bench \
+.PHONY: help setup smoke mutate serve demo demo-screenshots test test-slow test-browser browser-deps test-all lint format mlflow-ui clean clean-all report benchmarks gpu-bench \
 	tabular-gbm-smoke tabular-gbm image-classifier-smoke image-classifier \
 	retrieval-qa-smoke retrieval-qa captioning-smoke captioning stacking-smoke lock
 
@@ -70,6 +70,11 @@ test-browser: $(STAMP) browser-deps ## Browser tests: headless Chromium drives t
 
 test-all: $(STAMP) ## Run every test, slow ones included
 	$(PY) -m pytest -q
+
+mutate: $(STAMP) ## Mutation testing (mutmut; slow, not in CI): mutate the science code, list survivors
+	$(PY) -m mutmut run --max-children $(or $(JOBS),2) || true
+	$(PY) -m mutmut results
+	@echo "Reasons for the survivors kept: benchmarks/mutation-survivors.md"
 
 lint: $(STAMP) ## ruff check + format check
 	$(PY) -m ruff check .
