@@ -73,8 +73,7 @@ test-all: $(STAMP) ## Run every test, slow ones included
 
 mutate: $(STAMP) ## Mutation testing (mutmut; slow, not in CI): mutate the science code, list survivors
 	$(PY) -m mutmut run --max-children $(or $(JOBS),2) || true
-	$(PY) -m mutmut results
-	@echo "Reasons for the survivors kept: benchmarks/mutation-survivors.md"
+	$(PY) benchmarks/mutation_report.py   # writes benchmarks/mutation-survivors.md
 
 lint: $(STAMP) ## ruff check + format check
 	$(PY) -m ruff check .
@@ -121,17 +120,17 @@ tabular-gbm-smoke: $(STAMP) ## tabular_gbm on generated ISIC 2024-format data (C
 	$(PY) -m projects.tabular_gbm.train experiment=smoke $(ARGS)
 tabular-gbm: $(STAMP) ## tabular_gbm on the Kaggle data: make tabular-gbm DATA=/path/to/isic-2024-challenge
 	$(PY) -m projects.tabular_gbm.train experiment=full $(if $(DATA),data.dir=$(DATA)) $(ARGS)
-image-classifier-smoke: $(STAMP) ## image_classifier on generated lesion images (CPU, ~3 min)
+image-classifier-smoke: $(STAMP) ## image_classifier on generated lesion images (CPU, ~2.5 min)
 	$(PY) -m projects.image_classifier.train experiment=smoke $(ARGS)
 stacking-smoke: $(STAMP) ## tabular_gbm with image_classifier's smoke OOF scores as a feature
 	$(PY) -m projects.tabular_gbm.train experiment=smoke tracking.run_name=smoke-stacked data.image_oof=$(SMOKE_IMAGE_OOF)
 image-classifier: $(STAMP) ## image_classifier on the Kaggle data (GPU): DATA=/path
 	$(PY) -m projects.image_classifier.train experiment=full $(if $(DATA),data.dir=$(DATA)) $(ARGS)
-retrieval-qa-smoke: $(STAMP) ## retrieval_qa on a generated corpus + questions (CPU, ~3 min)
+retrieval-qa-smoke: $(STAMP) ## retrieval_qa on a generated corpus + questions (CPU, ~1.5 min)
 	$(PY) -m projects.retrieval_qa.train experiment=smoke $(ARGS)
 retrieval-qa: $(STAMP) ## retrieval_qa on LLM Science Exam + a Wikipedia STEM corpus (GPU): DATA=/path
 	$(PY) -m projects.retrieval_qa.train experiment=full $(if $(DATA),data.dir=$(DATA)) $(ARGS)
-captioning-smoke: $(STAMP) ## captioning on rendered scenes (CPU, ~3 min)
+captioning-smoke: $(STAMP) ## captioning on rendered scenes (CPU, ~1.5 min)
 	$(PY) -m projects.captioning.train experiment=smoke $(ARGS)
 captioning: $(STAMP) ## captioning on a Karpathy split (GPU): DATA=/path
 	$(PY) -m projects.captioning.train experiment=full $(if $(DATA),data.dir=$(DATA)) $(ARGS)

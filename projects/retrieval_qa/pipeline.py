@@ -18,6 +18,7 @@ import pandas as pd
 from projects.retrieval_qa import chunking
 from projects.retrieval_qa.chunking import PassageStore, iter_passages, passage_column
 from projects.retrieval_qa.data import check_questions, iter_corpus, question_query
+from projects.retrieval_qa.fusion import reciprocal_rank_fusion
 from projects.retrieval_qa.model import encode, ranked_letters, score_options
 from projects.retrieval_qa.retrieval import (
     VECTORS_FILE,
@@ -26,7 +27,6 @@ from projects.retrieval_qa.retrieval import (
     cache_keys,
     cached_stage,
     encode_devices,
-    reciprocal_rank_fusion,
     stage_dir,
 )
 from shared.config import to_dict

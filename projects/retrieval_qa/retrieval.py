@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from projects.retrieval_qa.chunking import PassageStore, passage_column
+from projects.retrieval_qa.fusion import recall_at_k
 from shared.device import select_device
 from shared.logging import get_logger
 from shared.pretrained import resolve_model_path
@@ -391,28 +392,6 @@ class SparseIndex:
         self.tokenizer = self._new_tokenizer()
         self.tokenizer.load_vocab(str(folder / "bm25"))
         return self
-
-
-def reciprocal_rank_fusion(
-    rankings: Sequence[np.ndarray], weights: Sequence[float], k: int, rrf_k: float = 60.0
-) -> np.ndarray:
-    """Fuse per-query rankings: score(p) = sum_i w_i / (rrf_k + rank_i(p)); top k per query."""
-    n = rankings[0].shape[0]
-    out = np.full((n, k), -1, dtype=np.int64)
-    for q in range(n):
-        scores: dict[int, float] = {}
-        for ranking, w in zip(rankings, weights):
-            for rank, pid in enumerate(ranking[q]):
-                if pid >= 0:
-                    scores[int(pid)] = scores.get(int(pid), 0.0) + w / (rrf_k + rank + 1)
-        best = sorted(scores, key=lambda p: (-scores[p], p))[:k]
-        out[q, : len(best)] = best
-    return out
-
-
-def recall_at_k(hits: np.ndarray, k: int) -> float:
-    """Share of queries with a relevant passage in the first k; `hits` is (n, K) booleans."""
-    return float(hits[:, :k].any(axis=1).mean())
 
 
 def passage_hits(

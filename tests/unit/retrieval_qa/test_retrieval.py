@@ -4,13 +4,12 @@ import pytest
 
 from projects.retrieval_qa.chunking import build_passages, sentence_windows, split_sentences
 from projects.retrieval_qa.data import BadQuestionError, read_corpus, read_questions
+from projects.retrieval_qa.fusion import recall_at_k, reciprocal_rank_fusion
 from projects.retrieval_qa.pipeline import Retriever
 from projects.retrieval_qa.retrieval import (
     DenseIndex,
     SparseIndex,
     build_faiss_index,
-    recall_at_k,
-    reciprocal_rank_fusion,
 )
 
 CORPUS = pd.DataFrame(
