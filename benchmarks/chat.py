@@ -3,13 +3,15 @@
 python benchmarks/chat.py [--clients 8] [--messages 500] [--rates 0,50] [--size 64] [--timeout 120]
 
 The server runs as its own process (`python -m projects.chat.server`, port 0, a temporary
-history file); the clients are threads of this process. Every client says M numbered messages
-and receives everyone's (N x N x M deliveries). Each text carries its send time, so a receiver
-gets the delivery latency (send -> server -> SQLite -> fan-out -> receiver). Rate 0 sends as
-fast as possible (throughput; latency is then mostly queueing); rate R paces each client at R
-messages/s (latency at that load). `--rates` runs each, with a fresh server. Every run checks
-that nothing was lost or reordered, and reports the server process's CPU time: the clients share
-this process's GIL, so on a small machine the client side can be the bottleneck.
+history file, no rate limit: the benchmark is the flood the limit exists to stop; its output
+goes to a file, never to a pipe nobody reads); the clients are threads of this process. Every
+client says M numbered messages and receives everyone's (N x N x M deliveries). Each text
+carries its send time, so a receiver gets the delivery latency (send -> server -> SQLite ->
+fan-out -> receiver). Rate 0 sends as fast as possible (throughput; latency is then mostly
+queueing); rate R paces each client at R messages/s (latency at that load). `--rates` runs
+each, with a fresh server. Every run checks that nothing was lost or reordered, and reports
+the server process's CPU time: the clients share this process's GIL, so on a small machine
+the client side can be the bottleneck.
 """
 
 from __future__ import annotations
@@ -36,25 +38,37 @@ MAX_DELIVERIES = 5_000_000  # the bound on N x N x M, whatever the arguments
 
 
 def start_server(db: Path, timeout: float) -> tuple[subprocess.Popen, int]:
-    """The real server process on a free loopback port; returns it and the port."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "projects.chat.server", f"host={HOST}", "port=0", f"db_path={db}"],
-        cwd=Path(__file__).resolve().parent.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    """The real server process on a free loopback port; returns it and the port.
+
+    Its output goes to a file next to the history: a pipe that this process stopped reading
+    after the first line once filled up and blocked the server's writes (and so the server)."""
+    log = db.with_suffix(".log")
+    settings = [
+        f"host={HOST}",
+        "port=0",
+        f"db_path={db}",
+        f"secrets_dir={db.parent}",
+        "rate_per_s=0",
+    ]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "projects.chat.server", *settings],
+            cwd=Path(__file__).resolve().parent.parent,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        line = proc.stdout.readline() if proc.stdout else ""
-        if "listening on" in line:
-            host, port = line.split("listening on ")[1].split()[0].rsplit(":", 1)
+        text = log.read_text()
+        if "listening on" in text:
+            host, port = text.split("listening on ")[1].split()[0].rsplit(":", 1)
             assert host == HOST, f"server bound {host}, not loopback"
             return proc, int(port)
         if proc.poll() is not None:
             break
+        time.sleep(0.05)
     proc.kill()
-    raise RuntimeError("the chat server did not start")
+    raise RuntimeError(f"the chat server did not start: {log.read_text()[-500:]}")
 
 
 def cpu_seconds(pid: int) -> float:

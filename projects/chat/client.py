@@ -45,7 +45,9 @@ class ChatClient:
         p2p: bool = True,
         max_frame: int = DEFAULT_MAX_FRAME,
         timeout: float = 10.0,
+        secret: str | None = None,
     ) -> None:
+        """Log in as `name`; with `secret`, claim the name (first use) or prove it is ours."""
         self.name = name
         self.max_frame = max_frame
         self.inbox: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -62,6 +64,8 @@ class ChatClient:
             hello: dict[str, Any] = {"type": "hello", "name": name}
             if p2p_port is not None:
                 hello["p2p_port"] = p2p_port
+            if secret is not None:
+                hello["secret"] = secret
             send_frame(self.sock, hello)
             reply = recv_frame(self.sock, max_frame)
             if reply is None or reply.get("type") != "welcome":
@@ -76,6 +80,19 @@ class ChatClient:
         self.welcome = reply
         self._reader = threading.Thread(target=self._read_loop, name=f"chat-{name}", daemon=True)
         self._reader.start()
+        # The server closes a connection that sends nothing for idle_timeout_s: ping well before.
+        idle = reply.get("idle_timeout_s")
+        self._keepalive = threading.Thread(
+            target=self._ping_loop, args=(idle / 3 if idle else None,), name=f"chat-ka-{name}"
+        )
+        self._keepalive.start()
+
+    def _ping_loop(self, every: float | None) -> None:
+        while not self.closed.wait(every):
+            try:
+                self.ping("keepalive")
+            except OSError:
+                return
 
     # ---- requests ------------------------------------------------------------------------
     def send(self, msg: dict[str, Any]) -> None:
@@ -171,6 +188,8 @@ class ChatClient:
                 if msg is None:
                     break
                 kind = msg["type"]
+                if kind == "pong" and msg.get("token") == "keepalive":
+                    continue
                 if kind == "p2p_offer" and self.peer is not None:
                     self.peer.expect(msg["user"], msg["token"])
                 elif kind == "p2p_peer" or (kind == "error" and msg.get("ref") == "p2p_lookup"):
@@ -188,6 +207,8 @@ class ChatClient:
         """Hang up on the server and every peer; joins the reader threads."""
         hang_up(self.sock)
         self._reader.join(timeout=5)
+        self.closed.set()
+        self._keepalive.join(timeout=5)
         self.sock.close()
         if self.peer is not None:
             self.peer.close()

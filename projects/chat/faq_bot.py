@@ -8,6 +8,9 @@ question gets the answer of its nearest entry when their similarity reaches `thr
 "I don't know." otherwise: a confident wrong answer is worse than none.
 The bot answers private messages, and room messages that mention it (@faqbot): answering every
 line that ends in "?" would answer people talking to each other.
+Its name is reserved: it logs in with the secret the server wrote to `secrets_dir/faqbot.secret`,
+so nobody else can log in as the bot. When the server goes away (a restart) the bot reconnects
+with exponential back-off (0.5 s doubling to 30 s, jittered) instead of exiting.
 
     python -m projects.chat.faq_bot [--host H --port P] [threshold=0.5 rooms=[lobby,dev] ...]
 """
@@ -17,7 +20,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import random
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +31,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from projects.chat.accounts import read_secret
 from projects.chat.client import ChatClient, ChatError
 from projects.chat.config import BotConfig, ServerConfig, load, repo_path
 from shared.cli import expected_errors
@@ -175,6 +181,45 @@ def serve(client: Any, index: FaqIndex, cfg: BotConfig, stop: Callable[[], bool]
             client.say(event["room"], f"@{event['from']} {answer.text}")
 
 
+BACKOFF_S = (0.5, 30.0)
+FATAL_CODES = {"claimed", "bad_secret", "bad_name"}  # retrying cannot help
+
+
+def run_forever(
+    connect: Callable[[], ChatClient],
+    index: FaqIndex,
+    cfg: BotConfig,
+    stop: Callable[[], bool],
+    backoff: tuple[float, float] = BACKOFF_S,
+) -> None:
+    """`serve` on a fresh connection whenever the last one ends, with exponential back-off
+    between failed attempts, until `stop()`; a refused name raises ChatError at once."""
+    delay = backoff[0]
+    while not stop():
+        try:
+            client = connect()
+        except (OSError, ChatError) as exc:
+            if isinstance(exc, ChatError) and exc.reply.get("code") in FATAL_CODES:
+                raise
+            wait = delay * random.uniform(0.8, 1.2)
+            log.warning("cannot reach the chat (%s): retrying in %.1f s", exc, wait)
+            end = time.monotonic() + wait
+            while time.monotonic() < end and not stop():
+                time.sleep(min(0.1, max(end - time.monotonic(), 0)))
+            delay = min(delay * 2, backoff[1])
+            continue
+        delay = backoff[0]
+        with client:
+            log.info("%s connected, rooms %s", cfg.name, list(cfg.rooms))
+            serve(client, index, cfg, stop)
+
+
+def bot_secret(server: ServerConfig, name: str) -> str | None:
+    """The secret the server wrote for a reserved `name`, if it did."""
+    path = repo_path(server.secrets_dir) / f"{name}.secret"
+    return read_secret(path) if path.is_file() else None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="The FAQ bot: joins the chat like a user.")
     parser.add_argument("--host", default=None)
@@ -186,14 +231,25 @@ def main(argv: list[str] | None = None) -> None:
         server = load("server", ServerConfig)
         index = FaqIndex(load_faq(repo_path(cfg.faq_path)), load_encoder(cfg.model), cfg.index_text)
         host, port = args.host or server.host, args.port or server.port
-        try:
-            client = ChatClient(host, port, cfg.name, p2p=False)
+        secret = bot_secret(server, cfg.name)
+
+        def fresh() -> ChatClient:
+            return ChatClient(host, port, cfg.name, p2p=False, secret=secret)
+
+        try:  # the first attempt fails fast; later ones (after a restart) are retried
+            pending = [fresh()]
         except (OSError, ChatError) as exc:
             raise InputError(f"cannot join the chat at {host}:{port}: {exc}") from None
-    with client:
+
+        def connect() -> ChatClient:
+            return pending.pop() if pending else fresh()
+
         print(f"{cfg.name} joined {host}:{port}, rooms {list(cfg.rooms)}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
-            serve(client, index, cfg, stop=lambda: False)
+            try:
+                run_forever(connect, index, cfg, stop=lambda: False)
+            except ChatError as exc:
+                raise InputError(f"the chat refused {cfg.name!r}: {exc}") from None
 
 
 if __name__ == "__main__":

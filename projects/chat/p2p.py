@@ -27,13 +27,17 @@ from projects.chat.protocol import (
 )
 
 HANDSHAKE_TIMEOUT_S = 5.0
+OFFER_TTL_S = 30.0  # an offer nobody used by then is forgotten
+MAX_OFFERS = 64  # and at most this many wait at once (the oldest go first)
 
 
 class PeerNode:
     """A client's listening socket and its direct connections, one reader thread each.
 
-    `on_event` receives `{"type": "dm", "from", "text", "ts"}` for every direct message and
+    `on_event` receives `{"type": "dm", "from", "text", "ts"}` for every direct message,
+    `{"type": "p2p_opened", "user"}` when a peer connects to us with a good token, and
     `{"type": "p2p_closed", "user"}` when a peer connection ends; it runs on reader threads.
+    Offers expire (`OFFER_TTL_S`, `MAX_OFFERS`): 5,000 unused lookups once grew a client by 4 MB.
     """
 
     def __init__(
@@ -50,7 +54,7 @@ class PeerNode:
         self.handshake_timeout = HANDSHAKE_TIMEOUT_S
         self._peers: dict[str, socket.socket] = {}
         self._send_locks: dict[str, threading.Lock] = {}
-        self._tokens: dict[str, str] = {}  # token -> the user it admits
+        self._tokens: dict[str, tuple[str, float]] = {}  # token -> (user it admits, expiry)
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._stopping = False
@@ -68,9 +72,18 @@ class PeerNode:
 
     def expect(self, user: str, token: str) -> None:
         """Admit one connection from `user` presenting `token` (from the server's p2p_offer)."""
+        now = time.monotonic()
         with self._cond:
-            self._tokens[token] = user
+            for old in [t for t, (_, exp) in self._tokens.items() if exp < now]:
+                del self._tokens[old]
+            while len(self._tokens) >= MAX_OFFERS:  # dicts keep insertion order: oldest first
+                del self._tokens[next(iter(self._tokens))]
+            self._tokens[token] = (user, now + OFFER_TTL_S)
             self._cond.notify_all()
+
+    def pending_offers(self) -> int:
+        with self._cond:
+            return len(self._tokens)
 
     def connected(self, user: str) -> bool:
         with self._cond:
@@ -131,7 +144,7 @@ class PeerNode:
                 raise ProtocolError("expected p2p_hello", "bad_handshake")
             deadline = time.monotonic() + self.handshake_timeout
             with self._cond:  # the server's offer may still be on its way to us
-                while self._tokens.get(hello["token"]) != hello["from"]:
+                while self._tokens.get(hello["token"], ("", 0.0))[0] != hello["from"]:
                     left = deadline - time.monotonic()
                     if left <= 0 or self._stopping:
                         raise ProtocolError("unknown token", "bad_token")
@@ -145,6 +158,7 @@ class PeerNode:
             return
         sock.settimeout(None)
         self._add_peer(hello["from"], sock, spawn=False)
+        self.on_event({"type": "p2p_opened", "user": hello["from"]})
         self._read_loop(hello["from"], sock)
 
     def _add_peer(self, user: str, sock: socket.socket, spawn: bool = True) -> None:

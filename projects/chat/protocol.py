@@ -46,7 +46,7 @@ class MalformedFrame(ProtocolError):
 
 # type -> {field: (python type, required)}; bool is rejected where int is asked for.
 CLIENT_SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
-    "hello": {"name": (str, True), "p2p_port": (int, False)},
+    "hello": {"name": (str, True), "p2p_port": (int, False), "secret": (str, False)},
     "join": {"room": (str, True)},
     "leave": {"room": (str, True)},
     "list": {},

@@ -7,7 +7,9 @@ turns keys into edits. Commands: /join ROOM, /leave [ROOM], /rooms, /who, /msg U
 /help, /quit; any other line is said in the current room. PageUp/PageDown and the arrow keys
 scroll the message pane.
 
-    python -m projects.chat.tui --name alice [--room lobby] [host=... port=...]
+    CHAT_SECRET=... python -m projects.chat.tui --name alice [--room lobby] [host=... port=...]
+
+With CHAT_SECRET set, the first login claims the name for that secret and later ones need it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import contextlib
 import curses
 import locale
+import os
 import textwrap
 import time
 from dataclasses import dataclass, field
@@ -83,7 +86,7 @@ def format_event(msg: dict[str, Any]) -> list[str]:
             return [f"-- no older messages in #{msg['room']}"]
         head = f"-- {len(msg['messages'])} older messages of #{msg['room']}:"
         return [head] + [_said(m) for m in msg["messages"]] + ["-- end of older messages"]
-    if kind == "p2p_offer":
+    if kind == "p2p_opened":  # not on p2p_offer: an offer alone connects nothing
         return [f"-- {msg['user']} opened a direct connection to you"]
     if kind == "p2p_closed":
         return [f"-- direct connection with {msg['user']} closed"]
@@ -283,7 +286,13 @@ def main(argv: list[str] | None = None) -> None:
     with expected_errors():
         cfg = load("server", ServerConfig, args.overrides)
         try:
-            client = ChatClient(cfg.host, cfg.port, args.name, max_frame=cfg.max_frame_bytes)
+            client = ChatClient(
+                cfg.host,
+                cfg.port,
+                args.name,
+                max_frame=cfg.max_frame_bytes,
+                secret=os.environ.get("CHAT_SECRET") or None,  # claims the name on first use
+            )
         except (OSError, ChatError) as exc:
             raise InputError(f"cannot join the chat at {cfg.host}:{cfg.port}: {exc}") from None
     with client:

@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from projects.shell.base import ExitShell, write_all
@@ -39,20 +40,32 @@ def cd(shell: Shell, argv: list[str]) -> int:
             shell.error("cd: OLDPWD not set")
             return 1
         shell.out(target + "\n")
-    old = os.getcwd()
+    old = _cwd(shell)
     try:
         os.chdir(target or ".")
     except OSError as exc:
         shell.error(f"cd: {target}: {exc.strerror}")
         return 1
     shell.env["OLDPWD"] = old
-    shell.env["PWD"] = os.getcwd()
+    shell.env["PWD"] = _cwd(shell)
     return 0
+
+
+def _cwd(shell: Shell) -> str:
+    """The current directory; $PWD if it has been removed (getcwd fails then)."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return shell.lookup("PWD") or "."
 
 
 def pwd(shell: Shell, argv: list[str]) -> int:
     """`pwd`: print the current directory."""
-    shell.out(os.getcwd() + "\n")
+    try:
+        shell.out(os.getcwd() + "\n")
+    except OSError as exc:
+        shell.error(f"pwd: cannot read the current directory: {exc.strerror}")
+        return 1
     return 0
 
 
@@ -195,11 +208,31 @@ def wait(shell: Shell, argv: list[str]) -> int:
             shell.error(f"wait: {exc}")
             return 127
     status = 0
-    for job in targets:
-        shell.wait_until(job, stop_counts=False)
-        status = job.status
-        shell.jobs.remove(job)
+    with interruptible(shell):
+        for job in targets:
+            shell.wait_until(job, stop_counts=False)
+            status = job.status
+            shell.jobs.remove(job)
     return status
+
+
+@contextmanager
+def interruptible(shell: Shell) -> Iterator[None]:
+    """Ctrl-C ends a `wait` (and the rest of the line: KeyboardInterrupt reaches `run_tree`),
+    as in bash; a script stops with 130. Ctrl-Z stays ignored, as in bash. A forked subshell
+    keeps SIGINT's default, which ends it."""
+    if shell.in_child or signal.SIGINT in shell.ignored_at_start:
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    except KeyboardInterrupt:
+        if not shell.interactive:
+            raise ExitShell(128 + signal.SIGINT) from None
+        raise
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def kill(shell: Shell, argv: list[str]) -> int:

@@ -78,6 +78,7 @@ class Shell(Processes, JobControl, Repl):
             if signal.getsignal(sig) == signal.SIG_IGN
         }
         self.readline = None
+        self.cwd_lost = False  # the prompt said the current directory is gone
 
     # ------------------------------------------------------------------ variables and output
     def lookup(self, name: str) -> str | None:

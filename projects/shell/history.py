@@ -44,12 +44,14 @@ def decode(text: str) -> list[str]:
 def load(path: Path, limit: int = HISTSIZE) -> list[str]:
     """The last `limit` entries; a file grown past twice that is rewritten to them."""
     try:
-        entries = decode(path.read_text(encoding="utf-8", errors="replace"))
+        entries = decode(path.read_text(encoding="utf-8", errors="surrogateescape"))
     except FileNotFoundError:
         return []
     if len(entries) > 2 * limit:
         entries = entries[-limit:]
-        path.write_text("".join(encode(e) for e in entries), encoding="utf-8")
+        path.write_text(
+            "".join(encode(e) for e in entries), encoding="utf-8", errors="surrogateescape"
+        )
     return entries[-limit:]
 
 
@@ -57,7 +59,7 @@ def append(path: Path, entry: str) -> None:
     """Add one entry to the file (created with mode 600, like bash's)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        os.write(fd, encode(entry).encode("utf-8"))
+        os.write(fd, encode(entry).encode("utf-8", "surrogateescape"))
     finally:
         os.close(fd)
 

@@ -15,10 +15,15 @@ REDIRECT_OPS = frozenset({">", ">>", "<", ">&", "<&", "<<"})
 SPECIAL_PARAMS = frozenset("?$!#0123456789@*")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DOUBLE_QUOTE_ESCAPES = frozenset('$`"\\')
+_PARAM_OPERATOR = re.compile(r"[#!]?([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[?$!#@*])[-:=?+#%/^,@\[]|[#!]\w")
 
 
 class ShellSyntaxError(Exception):
     """Input that can never parse; the message is what the shell prints."""
+
+
+class Unsupported(ShellSyntaxError):
+    """Valid (bash) syntax that this shell does not implement: the whole input is refused."""
 
 
 class IncompleteInput(ShellSyntaxError):
@@ -110,7 +115,7 @@ class _Lexer:
             elif c == "$":
                 self._dollar(quoted=False)
             elif c == "`":
-                raise ShellSyntaxError("command substitution (`...`) is not supported")
+                raise Unsupported("command substitution (`...`) is not supported")
             elif c == "~" and not self.in_word and _ends_tilde(src[self.i + 1 : self.i + 2]):
                 self._begin()
                 self.parts.append(Param("HOME", quoted=True))
@@ -146,7 +151,7 @@ class _Lexer:
 
     def _backslash(self) -> None:
         nxt = self.src[self.i + 1 : self.i + 2]
-        if nxt == "":
+        if nxt == "" or (nxt == "\n" and self.i + 2 == len(self.src)):  # continued next line
             raise IncompleteInput("unexpected end of file after '\\'")
         if nxt != "\n":  # backslash-newline is a line continuation: it vanishes
             self._literal(nxt, quoted=True)
@@ -180,7 +185,7 @@ class _Lexer:
             elif c == "$":
                 self._dollar(quoted=True)
             elif c == "`":
-                raise ShellSyntaxError("command substitution (`...`) is not supported")
+                raise Unsupported("command substitution (`...`) is not supported")
             else:
                 self._literal(c, quoted=True)
                 self.i += 1
@@ -195,11 +200,15 @@ class _Lexer:
                 raise IncompleteInput("unexpected EOF while looking for matching `}'")
             name = src[i + 2 : end]
             if not (NAME.fullmatch(name) or (len(name) == 1 and name in SPECIAL_PARAMS)):
+                if _PARAM_OPERATOR.match(name):  # `${X:-y}`, `${#X}`, `${X%.*}`...: valid bash
+                    raise Unsupported(f"'{src[i : end + 1]}': ${{...}} operators are not supported")
                 raise ShellSyntaxError(f"{src[i : end + 1]}: bad substitution")
             self.parts.append(Param(name, quoted))
             self.i = end + 1
         elif nxt == "(":
-            raise ShellSyntaxError("command substitution $(...) is not supported")
+            raise Unsupported(
+                "command substitution $(...) and arithmetic $((...)) are not supported"
+            )
         elif nxt and nxt in SPECIAL_PARAMS:
             self.parts.append(Param(nxt, quoted))
             self.i = i + 2
@@ -214,6 +223,8 @@ class _Lexer:
     def _operator(self) -> None:
         src, i = self.src, self.i
         op = next(o for o in OPERATORS if src.startswith(o, i))
+        if op == "&" and src.startswith(">", i + 1):  # sh: `a &` then `> f`; bash: both to f
+            raise Unsupported("'&>' is not supported (use '> file 2>&1')")
         word = self.src[self.start : i] if self.in_word else ""
         if op in REDIRECT_OPS and word.isdigit() and not self.quoted:  # `2>`: an IO number
             self.tokens.append(Token("IO_NUMBER", word, self.start, i))

@@ -7,10 +7,16 @@
     redirect := [IO_NUMBER] ('<' | '>' | '>>' | '<&' | '>&') WORD
 
 Nodes keep their source text, which `jobs` prints. Errors name the token, as bash does.
+
+Compound commands are not part of this grammar, so their reserved words are refused wherever
+bash would read them as such (the first word of a command, even after assignments or
+redirections): run as commands, `[ -d x ] && { cd x; rm f; }` would remove `f` even when `x`
+is missing. A refused line raises `Unsupported` before anything in it runs.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from projects.shell.lexer import (
@@ -20,11 +26,33 @@ from projects.shell.lexer import (
     Part,
     ShellSyntaxError,
     Token,
+    Unsupported,
     describe,
     tokenize,
 )
 
 Word = tuple[Part, ...]
+
+_IF = "if/then/elif/else/fi statements are not supported"
+_LOOP = "for/while/until/select loops are not supported"
+_CASE = "case statements are not supported"
+_BRACE = "brace groups '{ ...; }' are not supported (use a subshell '( ... )')"
+_TEST = "'[[ ... ]]' tests are not supported (use '[ ... ]')"
+# Bash's reserved words (and `[[`), refused in command position, with what they would begin.
+RESERVED = {
+    "{": _BRACE,
+    "}": _BRACE,
+    **dict.fromkeys(("if", "then", "elif", "else", "fi"), _IF),
+    **dict.fromkeys(("for", "while", "until", "select", "do", "done"), _LOOP),
+    **dict.fromkeys(("case", "esac", "in"), _CASE),
+    "function": "functions are not supported",
+    "[[": _TEST,
+    "]]": _TEST,
+    "time": "timed pipelines are not supported",
+    "coproc": "coprocesses are not supported",
+}
+# `{a,b}` / `{1..3}` with unquoted braces: bash expands it into several words.
+_BRACE_EXPANSION = re.compile(r"\{[^{}\s]*(,|\.\.)[^{}\s]*\}")
 
 
 @dataclass(frozen=True)
@@ -92,6 +120,15 @@ def split_assignment(token: Token) -> tuple[str, Word] | None:
     return name, value
 
 
+def refuse_brace_expansion(word: Word) -> None:
+    """Bash would make several words of `a{b,c}`; left as written it would mean another thing."""
+    shape = "".join(
+        part.text if isinstance(part, Lit) and not part.quoted else "q" for part in word
+    )
+    if match := _BRACE_EXPANSION.search(shape):
+        raise Unsupported(f"'{match.group()}': brace expansion is not supported")
+
+
 class _Parser:
     def __init__(self, source: str, tokens: list[Token]) -> None:
         self.src = source
@@ -152,9 +189,9 @@ class _Parser:
     def parse_pipeline(self) -> Pipeline:
         start = self.tok.pos
         negated = False
-        if self.tok.kind == "WORD" and self.tok.value == "!":
+        while self.tok.kind == "WORD" and self.tok.value == "!":  # `! ! cmd` is `cmd` (bash)
             self.advance()
-            negated = True
+            negated = not negated
         commands = [self.parse_command()]
         while self.tok.is_op("|"):
             self.advance()
@@ -164,6 +201,11 @@ class _Parser:
 
     def parse_command(self) -> Command | Subshell:
         if self.tok.is_op("("):
+            nxt = self.tokens[self.i + 1]
+            if nxt.is_op("(") and nxt.pos == self.tok.end:
+                raise Unsupported(
+                    "'((': arithmetic commands are not supported (nested subshells: '( (')"
+                )
             self.advance()
             body = self.parse_list(closing=")")
             if not self.tok.is_op(")"):
@@ -184,19 +226,34 @@ class _Parser:
             if self.at_redirect():
                 redirects.append(self.parse_redirect())
             elif self.tok.kind == "WORD":
+                if not argv:
+                    self.refuse_reserved(self.tok)
                 token = self.advance()
                 assignment = None if argv else split_assignment(token)
                 if assignment:
                     assigns.append(assignment)
                 else:
+                    refuse_brace_expansion(token.parts)
                     argv.append(token.parts)
             else:
                 break
         if not (assigns or argv or redirects):
             raise self.unexpected()
         if self.tok.is_op("("):
+            defines = self.tokens[self.i + 1].is_op(")")  # `name ( )`: a function definition
+            if defines and len(argv) == 1 and not assigns and not redirects:
+                raise Unsupported("function definitions 'name() ...' are not supported")
             raise self.unexpected()
         return Command(tuple(assigns), tuple(argv), tuple(redirects))
+
+    def refuse_reserved(self, token: Token) -> None:
+        """A reserved word where a command name goes: refuse (a `!` here is misplaced)."""
+        if len(token.parts) != 1 or token.parts[0] != Lit(token.value):
+            return  # quoted or expanded: `'if'` is an ordinary command name
+        if token.value == "!":
+            raise self.unexpected()
+        if token.value in RESERVED:
+            raise Unsupported(f"'{token.value}': {RESERVED[token.value]}")
 
     def at_redirect(self) -> bool:
         return self.tok.kind == "IO_NUMBER" or self.tok.is_op(">", ">>", "<", ">&", "<&", "<<")
@@ -205,7 +262,7 @@ class _Parser:
         fd = int(self.advance().value) if self.tok.kind == "IO_NUMBER" else None
         op = self.advance().value
         if op == "<<":
-            raise ShellSyntaxError("here-documents (<<) are not supported")
+            raise Unsupported("here-documents (<<) are not supported")
         if self.tok.kind != "WORD":
             raise self.unexpected(eof_incomplete=False)
         target = self.advance().parts

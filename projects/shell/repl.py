@@ -1,5 +1,10 @@
 """The interactive loop: prompts (PS1 escapes), line editing and history through readline.
 
+Readline runs in the C locale with 8-bit input (`bytewise`): in a UTF-8 locale it drops or merges
+invalid bytes, so the line run would differ from the line typed. A line that is not valid UTF-8
+is then refused whole with one message. At the prompt (and only there: no foreground job or
+`parallel` worker is waiting then) a SIGCHLD handler reaps finished background jobs at once.
+
 Methods of `Shell` (projects/shell/executor.py), split out by concern; the state they use
 is set in `Shell.__init__`.
 """
@@ -8,7 +13,9 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 
 from projects.shell import history
 from projects.shell.base import (
@@ -26,17 +33,33 @@ class Repl:
     def prompt(self, continuation: bool) -> str:
         if continuation:
             return self.lookup("PS2") or DEFAULT_PS2
-        return render_prompt(self.lookup("PS1") or DEFAULT_PS1, self.env)
+        try:
+            cwd = os.getcwd()
+            self.cwd_lost = False
+        except OSError as exc:  # the current directory was removed: say so once, go on
+            cwd = self.lookup("PWD") or "?"
+            if not self.cwd_lost:
+                self.error(f"cannot read the current directory: {exc.strerror}")
+                self.cwd_lost = True
+        return render_prompt(self.lookup("PS1") or DEFAULT_PS1, self.env, cwd)
 
     def read_line(self, prompt: str) -> str | None:
-        """One line from the terminal; None at end of input. Ctrl-C raises KeyboardInterrupt."""
+        """One line from the terminal; None at end of input. Ctrl-C raises KeyboardInterrupt.
+        Background jobs that end meanwhile are reaped at once (reported at the next prompt)."""
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGCHLD, self._reap_at_prompt)
         try:
-            return input(prompt)
+            self.reap()  # those that ended before the handler was set
+            with bytewise(self.readline) if self.readline else nullcontext():
+                return input(prompt)
         except EOFError:
             return None
         finally:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def _reap_at_prompt(self, signum: int, frame: object) -> None:
+        self.reap()
 
     def add_history(self, entry: str) -> None:
         entry = entry.strip()
@@ -44,7 +67,7 @@ class Repl:
             return
         self.history.append(entry)
         if self.readline is not None:
-            self.readline.add_history(entry)
+            self.readline.add_history(as_bytes_for_readline(entry))
         if self.histfile is not None:
             try:
                 history.append(self.histfile, entry)
@@ -60,47 +83,93 @@ class Repl:
         except OSError as exc:
             self.error(f"history: {self.histfile}: {exc.strerror}")
         self.readline = load_readline(self.history)
+        for stream in (sys.stdin, sys.stdout):  # bytes that are not UTF-8 reach us, not a crash
+            stream.reconfigure(errors="surrogateescape")
         buffer = ""
         while True:
             try:
-                if not buffer:
-                    self.notify()
-                line = self.read_line(self.prompt(continuation=bool(buffer)))
-            except KeyboardInterrupt:
-                self.out("\n")
-                buffer, self.last_status = "", 130
-                continue
-            if line is None:
-                if buffer:
-                    self.error("syntax error: unexpected end of file")
-                self.out("exit\n")
-                raise ExitShell(self.last_status)
-            try:
-                expanded = history.expand(line, self.history)
-            except history.HistoryError as exc:
-                self.error(str(exc))
+                buffer = self.interact(buffer)
+            except (ExitShell, SystemExit):
+                raise
+            except Exception as exc:  # the session outlives any bug of ours
+                self.error(f"internal error: {type(exc).__name__}: {exc}")
                 buffer, self.last_status = "", 1
-                continue
-            if expanded != line:
-                self.out(expanded + "\n")
-            buffer += expanded + "\n"
-            try:
-                tree = parse(buffer)
-            except IncompleteInput:
-                continue
-            except ShellSyntaxError as exc:
-                self.add_history(buffer)
-                self.error(str(exc))
-                buffer, self.last_status = "", 2
-                continue
+
+    def interact(self, buffer: str) -> str:
+        """One prompt: read a line, add it to `buffer`; run it once complete. The new buffer."""
+        try:
+            if not buffer:
+                self.notify()
+            line = self.read_line(self.prompt(continuation=bool(buffer)))
+        except KeyboardInterrupt:
+            self.out("\n")
+            self.last_status = 130
+            return ""
+        if line is None:
+            if buffer:
+                self.error("syntax error: unexpected end of file")
+            self.out("exit\n")
+            raise ExitShell(self.last_status)
+        try:
+            expanded = history.expand(line, self.history)
+        except history.HistoryError as exc:
+            self.error(str(exc))
+            self.last_status = 1
+            return ""
+        if expanded != line:
+            self.out(expanded + "\n")
+        buffer += expanded + "\n"
+        if bad := not_utf8(buffer):
+            self.add_history(buffer)  # kept, so the line can be recalled and mended
+            self.error(f"the line is not valid UTF-8 (byte {bad}): nothing was run")
+            self.last_status = 2
+            return ""
+        try:
+            tree = parse(buffer)
+        except IncompleteInput:
+            return buffer
+        except ShellSyntaxError as exc:
             self.add_history(buffer)
-            buffer = ""
-            self.run_tree(tree)
+            self.error(str(exc))
+            self.last_status = 2
+            return ""
+        self.add_history(buffer)
+        self.run_tree(tree)
+        return ""
 
 
-def render_prompt(template: str, env: Mapping[str, str]) -> str:
+def not_utf8(text: str) -> str | None:
+    """The first byte of `text` (read with surrogateescape) that is not UTF-8, as `0xff`."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"0x{ord(text[exc.start]) - 0xDC00:02x}"
+    return None
+
+
+def as_bytes_for_readline(entry: str) -> str:
+    """Every non-ASCII byte as a surrogate escape: readline's encoder (the locale's, maybe
+    ASCII) then gives back exactly the bytes typed."""
+    return entry.encode("utf-8", "surrogateescape").decode("ascii", "surrogateescape")
+
+
+@contextmanager
+def bytewise(readline) -> Iterator[None]:
+    """Run readline in the C locale (CPython sets LC_CTYPE from the environment around each
+    call): one byte, one character, so no byte is dropped. Children get `self.env`, not this."""
+    saved = os.environ.get("LC_ALL")
+    os.putenv("LC_ALL", "C")
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.unsetenv("LC_ALL")
+        else:
+            os.putenv("LC_ALL", saved)
+
+
+def render_prompt(template: str, env: Mapping[str, str], cwd: str) -> str:
     r"""PS1 escapes: \w cwd (~ for $HOME), \W its last part, \u user, \h host, \$ (# for root)."""
-    cwd = os.getcwd()
     home = env.get("HOME", "")
     short = (
         "~" + cwd[len(home) :] if home and (cwd + "/").startswith(home.rstrip("/") + "/") else cwd
@@ -135,7 +204,9 @@ def load_readline(entries: list[str]):
         import readline
     except ImportError:
         return None
+    for setting in ("input-meta on", "output-meta on", "convert-meta off"):
+        readline.parse_and_bind(f"set {setting}")  # 8-bit bytes are text, not Meta keys
     readline.clear_history()
     for entry in entries:
-        readline.add_history(entry)
+        readline.add_history(as_bytes_for_readline(entry))
     return readline

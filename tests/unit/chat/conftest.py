@@ -3,6 +3,8 @@ and a check that every test leaves no chat thread behind."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,6 +13,7 @@ import pytest
 
 from projects.chat.client import ChatClient
 from projects.chat.config import ServerConfig, load
+from projects.chat.protocol import recv_frame, send_frame
 from projects.chat.server import ChatServer, serve_in_thread
 
 OURS = ("chat-", "p2p-")
@@ -37,7 +40,17 @@ def no_leftover_threads() -> Iterator[None]:
 @pytest.fixture
 def server_cfg(tmp_path) -> ServerConfig:
     """The real config file, on port 0 (any free port) with a history file in tmp_path."""
-    return load("server", ServerConfig, ["port=0", f"db_path={tmp_path / 'history.sqlite3'}"])
+    return load("server", ServerConfig, overrides_for(tmp_path))
+
+
+def overrides_for(tmp_path, *more: str) -> list[str]:
+    """The real config on port 0 with its history file and name secrets in `tmp_path`."""
+    return [
+        "port=0",
+        f"db_path={tmp_path / 'history.sqlite3'}",
+        f"secrets_dir={tmp_path / 'secrets'}",
+        *more,
+    ]
 
 
 @pytest.fixture
@@ -66,3 +79,24 @@ def joined(client: ChatClient, room: str) -> dict:
     """Join `room` and return the server's `joined` reply."""
     client.join(room)
     return client.wait_for("joined", room=room, timeout=5)
+
+
+def raw_login(address, name: str, room: str | None = "lobby") -> socket.socket:
+    """A hand-driven connection, logged in (and in `room`), for sending broken frames."""
+    s = socket.create_connection(address, timeout=10)
+    send_frame(s, {"type": "hello", "name": name})
+    assert recv_frame(s)["type"] == "welcome"
+    if room:
+        send_frame(s, {"type": "join", "room": room})
+        assert recv_frame(s)["type"] == "joined"
+    return s
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """Terminate a server subprocess, killing it if it has not exited in 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

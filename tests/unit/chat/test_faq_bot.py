@@ -10,7 +10,15 @@ import pytest
 
 from projects.chat.client import ChatClient
 from projects.chat.config import BotConfig, load, repo_path
-from projects.chat.faq_bot import FaqEntry, FaqIndex, load_eval_set, load_faq, question_in, serve
+from projects.chat.faq_bot import (
+    FaqEntry,
+    FaqIndex,
+    bot_secret,
+    load_eval_set,
+    load_faq,
+    question_in,
+    serve,
+)
 from projects.chat.faq_eval import evaluate
 from tests.unit.chat.conftest import joined
 
@@ -117,7 +125,8 @@ def test_bot_joins_like_a_user_and_answers_in_the_room_and_in_private(minilm, se
     cfg = load("bot", BotConfig)
     index = FaqIndex(load_faq(repo_path(cfg.faq_path)), minilm, cfg.index_text)
     stop = threading.Event()
-    with ChatClient(*server.address, cfg.name, p2p=False) as bot_client:
+    secret = bot_secret(server.cfg, cfg.name)
+    with ChatClient(*server.address, cfg.name, p2p=False, secret=secret) as bot_client:
         worker = threading.Thread(
             target=serve, args=(bot_client, index, cfg, stop.is_set), name="chat-test-bot"
         )

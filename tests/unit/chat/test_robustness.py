@@ -12,20 +12,9 @@ from projects.chat.client import ChatClient
 from projects.chat.config import ServerConfig, load
 from projects.chat.protocol import HEADER, encode, recv_frame, send_frame
 from projects.chat.server import serve_in_thread
-from tests.unit.chat.conftest import joined
+from tests.unit.chat.conftest import joined, overrides_for, raw_login
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def raw_login(address, name: str, room: str | None = "lobby") -> socket.socket:
-    """A hand-driven connection, logged in (and in `room`), for sending broken frames."""
-    s = socket.create_connection(address, timeout=5)
-    send_frame(s, {"type": "hello", "name": name})
-    assert recv_frame(s)["type"] == "welcome"
-    if room:
-        send_frame(s, {"type": "join", "room": room})
-        assert recv_frame(s)["type"] == "joined"
-    return s
 
 
 def test_malformed_frames_get_an_error_and_the_connection_keeps_working(server):
@@ -86,9 +75,19 @@ def test_a_client_vanishing_mid_frame_does_not_affect_the_others(server, connect
         pass
 
 
-def test_no_message_is_lost_or_reordered_per_sender_under_load(connect):
-    senders, per_sender = 6, 200
-    clients = [connect(f"user{i}", p2p=False) for i in range(senders)]
+def test_no_message_is_lost_or_reordered_per_sender_under_load(tmp_path):
+    cfg = load("server", ServerConfig, overrides_for(tmp_path, "rate_per_s=0"))  # flat out
+    with serve_in_thread(cfg) as srv:
+        clients = [ChatClient(*srv.address, f"user{i}", p2p=False) for i in range(6)]
+        try:
+            check_order_under_load(clients, per_sender=200)
+        finally:
+            for c in clients:
+                c.close()
+
+
+def check_order_under_load(clients: list[ChatClient], per_sender: int) -> None:
+    senders = len(clients)
     for c in clients:
         joined(c, "load")
     for c in clients:  # everyone sees everyone join before the race starts
@@ -120,9 +119,7 @@ def test_no_message_is_lost_or_reordered_per_sender_under_load(connect):
 
 def test_a_client_that_stops_reading_is_dropped_and_the_room_goes_on(tmp_path):
     cfg = load(
-        "server",
-        ServerConfig,
-        ["port=0", f"db_path={tmp_path / 'h.sqlite3'}", "max_outbuf_bytes=262144"],
+        "server", ServerConfig, overrides_for(tmp_path, "max_outbuf_bytes=262144", "rate_per_s=0")
     )
     with serve_in_thread(cfg) as srv, ChatClient(*srv.address, "alice", p2p=False) as alice:
         joined(alice, "lobby")
@@ -133,13 +130,13 @@ def test_a_client_that_stops_reading_is_dropped_and_the_room_goes_on(tmp_path):
             send_frame(sleeper, {"type": "hello", "name": "sleeper"})
             send_frame(sleeper, {"type": "join", "room": "lobby"})
             alice.wait_for("presence", user="sleeper")
-            chunk, sent, left = "z" * 32_000, 0, None
+            chunk, sent, left = "z" * 8_000, 0, None
             # Send 1.6 MB at a time until the server gives up on the sleeper: the kernel's
             # socket buffers take the first few MB, then the 256 KiB limit is reached.
-            while left is None and sent < 800:  # 25 MB at most
-                for _ in range(50):
+            while left is None and sent < 3200:  # 25 MB at most
+                for _ in range(200):
                     alice.say("lobby", chunk)
-                sent += 50
+                sent += 200
                 try:
                     left = alice.wait_for("presence", user="sleeper", timeout=1)
                 except TimeoutError:

@@ -31,13 +31,14 @@ def _terminal_signals() -> None:
 class Session:
     """One interactive shell on a pty, plus the pids of jobs it started (killed at teardown)."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, **env: str) -> None:
         self.child = pexpect.spawn(
             sys.executable,
             ["-m", "projects.shell"],
             cwd=tmp_path / "work",
-            env=shell_env(tmp_path),
+            env=shell_env(tmp_path, **env),
             encoding="utf-8",
+            codec_errors="replace",  # the terminal echoes bytes that are not UTF-8
             timeout=10,
             dimensions=(24, 200),
             preexec_fn=_terminal_signals,
@@ -79,8 +80,8 @@ def start(tmp_path):
     (tmp_path / "work").mkdir()
     sessions: list[Session] = []
 
-    def _start() -> Session:
-        sessions.append(Session(tmp_path))
+    def _start(**env: str) -> Session:
+        sessions.append(Session(tmp_path, **env))
         return sessions[-1]
 
     yield _start
@@ -212,3 +213,69 @@ def test_history_file_persists_across_sessions(start, tmp_path):
         "history",
         "echo from-first-session",
     ]
+
+
+def _in_wait4(pid: int) -> bool:
+    """Whether `pid` is blocked in the wait4 system call (x86-64: 61; aarch64: 260)."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/syscall").read_text().split()[0] in ("61", "260")
+    return False
+
+
+def _until(condition, what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("locale", ["C", "C.UTF-8"])
+def test_a_line_that_is_not_utf8_is_refused_and_the_session_goes_on(start, tmp_path, locale):
+    sh = start(LC_ALL=locale)
+    for typed in (b"touch a\xffb", b"touch c\xc3d"):  # in UTF-8, readline dropped the \xc3
+        os.write(sh.child.child_fd, typed + b"\r")
+        sh.child.expect(r"the line is not valid UTF-8 \(byte 0x(ff|c3)\): nothing was run")
+        sh.prompt()
+    assert sh.run("echo $?; ls") == ["2"]  # and nothing was created
+    sh.child.sendline("echo caf\u00e9 | wc -c")  # valid UTF-8 runs as typed (in a UTF-8
+    assert sh.prompt().endswith("\r\n6\r\n")  # locale readline echoes it as caf\303\251)
+    assert b"touch a\xffb" in (tmp_path / "history").read_bytes()  # kept as typed
+
+
+def test_a_removed_current_directory_does_not_end_the_session(start):
+    sh = start()
+    sh.child.sendline("mkdir gone; cd gone; rmdir ../gone")
+    sh.child.expect_exact("pyshell: cannot read the current directory: No such file or directory")
+    sh.child.expect(r"pyshell:~/work/gone[#$] ")  # the prompt falls back to $PWD
+    sh.child.sendline("echo still here")
+    sh.child.expect_exact("still here")
+    sh.child.expect(r"pyshell:~/work/gone[#$] ")
+    assert sh.run("cd ..") == []
+    assert sh.run("pwd") == [str(sh.child.cwd)]
+
+
+def test_a_finished_background_job_is_reaped_without_waiting_for_enter(start):
+    sh = start()
+    sh.child.sendline("sleep 0.2 &")
+    sh.child.expect(r"\[1\] (\d+)")
+    pid = int(sh.child.match.group(1))
+    sh.pids.append(pid)
+    sh.prompt()
+    stat = Path(f"/proc/{pid}/stat")
+    _until(lambda: not stat.exists(), "the finished job stayed a zombie until Enter")
+    assert sh.run("") == ["[1]+  Done                    sleep 0.2"]
+
+
+def test_ctrl_c_interrupts_wait_and_ctrl_z_does_not_stop_it(start):
+    sh = start()
+    sh.child.sendline("sleep 30 & wait; echo never")
+    sh.child.expect(r"\[1\] (\d+)")
+    sh.pids.append(int(sh.child.match.group(1)))
+    _until(lambda: _in_wait4(sh.child.pid), "the shell never waited")
+    sh.child.sendcontrol("z")  # ignored, as in bash: `wait` goes on waiting
+    sh.child.expect_exact("^Z")
+    assert _in_wait4(sh.child.pid) and sh.child.isalive()
+    sh.child.sendintr()
+    assert "never" not in sh.prompt()  # Ctrl-C ends `wait` and the rest of the line
+    assert sh.run("echo $?") == ["130"]
+    assert sh.run("jobs") == ["[1]+  Running                 sleep 30 &"]

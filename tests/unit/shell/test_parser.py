@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from projects.shell.expand import expand_string, expand_word
-from projects.shell.lexer import IncompleteInput, Lit, Param, ShellSyntaxError, tokenize
+from projects.shell.lexer import (
+    IncompleteInput,
+    Lit,
+    Param,
+    ShellSyntaxError,
+    Unsupported,
+    tokenize,
+)
 from projects.shell.parser import Command, Redirect, Subshell, parse
 
 pytestmark = pytest.mark.timeout(30)
@@ -166,7 +174,8 @@ def test_unfinished_input_completes_on_the_next_line():
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ("echo ${X-y}", "bad substitution"),
+        ("echo ${X-y}", "operators are not supported"),
+        ("echo ${X y}", "bad substitution"),
         ("echo $(ls)", "not supported"),
         ("echo `ls`", "not supported"),
         ("cat << EOF", "not supported"),
@@ -175,6 +184,54 @@ def test_unfinished_input_completes_on_the_next_line():
 def test_unsupported_syntax_is_an_error_not_a_surprise(source, message):
     with pytest.raises(ShellSyntaxError, match=message):
         parse(source)
+
+
+@pytest.mark.parametrize(
+    ("source", "word"),
+    [
+        ("[ -d x ] && { cd x; rm f; }", "{"),
+        ("echo a; }", "}"),
+        ("for x in a; do echo $x; done", "for"),
+        ("echo a |\n while true; do :; done", "while"),
+        ("until", "until"),
+        ("x=1 > f if true; then :; fi", "if"),  # bash reads `if` here too
+        ("echo a; then", "then"),
+        ("case a in a) ;; esac", "case"),
+        ("in", "in"),
+        ("! function f", "function"),
+        ("select x", "select"),
+        ("a && [[ -d / ]]", "[["),
+        ("time sleep 1", "time"),
+        ("echo a || done", "done"),
+    ],
+)
+def test_reserved_words_in_command_position_are_refused(source, word):
+    with pytest.raises(Unsupported, match=f"^'{re.escape(word)}': .* not supported"):
+        parse(source)
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["((1+2))", "f() { :; }", "echo a{b,c}", "echo {1..3}", "echo a &> f", "echo $((1))"],
+)
+def test_other_bash_syntax_is_refused(source):
+    with pytest.raises(Unsupported, match="not supported"):
+        parse(source)
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["echo if then { } done", "'if' x", "\\for", "x={a,b}", "find . -exec a {} ;", "( (a) )"],
+)
+def test_reserved_words_elsewhere_are_ordinary_words(source):
+    parse(source)
+
+
+def test_double_negation_and_misplaced_bang():
+    assert parse("! ! true").items[0].first.negated is False
+    assert parse("! true").items[0].first.negated is True
+    with pytest.raises(ShellSyntaxError, match="unexpected token '!'"):
+        parse("echo a | ! cat")
 
 
 def test_empty_and_comment_only_input_is_an_empty_list():
