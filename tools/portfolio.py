@@ -5,112 +5,79 @@ Read-only over the MLflow store (`shared.tracking.tracking_uri()`): for each sec
 full-data model before the smoke one) gives the run whose config, CV table, plots, git SHA and
 data fingerprint the page shows, beside the public reference numbers the YAML cites. Every
 image is a base64 `data:` URI so the file can be mailed or opened offline; a project without a
-registered model gets a section naming the `make` target that creates one.
+registered model gets a section naming the `make` target that creates one. The schema lives in
+`tools.portfolio_config`, the tables and figures in `tools.portfolio_parts`, and what the page
+says about a champion (heading, baselines, references, size, latency, model card) in
+`tools.portfolio_card`.
 
-python -m tools.portfolio [--config PATH] [--output PATH]
+A piece the page needs and cannot read (an artifact of the champion's run that is missing or
+unreadable, a champion model whose files are gone, a run that cannot be read) is not left out
+silently: its section gets a warning box naming each one, a champion that cannot be loaded is
+marked so (status `broken`), and the command still writes the page but exits with status 3
+(`EXIT_MISSING`), after one `error: <section>: <what> of <run or model version>: <why>` line per
+piece on stderr. Exit status: 0 the page is complete, 2 bad input (`error:` line, no page),
+3 the page is written but names missing pieces.
+
+python -m tools.portfolio [--config PATH] [--output PATH] [--latency]
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
+import json
 import os
 import re
-from dataclasses import dataclass
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from shared import REPO_ROOT
 from shared.cli import expected_errors
-from shared.config import ConfigError, load_yaml
 from shared.provenance import git_state
 from shared.tracking import find_champion, get_mlflow, tracking_uri
+from tools.portfolio_card import (
+    baseline_rows,
+    compare,
+    fill,
+    fmt_metric,
+    latency,
+    machine,
+    model_card,
+    model_footprint,
+    reference_rows,
+    seed_spread,
+)
+from tools.portfolio_config import (  # noqa: F401 - the schema, re-exported for callers
+    CONFIG_FILE,
+    DATA_KINDS,
+    Baseline,
+    Image,
+    ModelRef,
+    PortfolioConfig,
+    Reference,
+    RocSpec,
+    SectionConfig,
+    load_config,
+)
 from tools.portfolio_parts import (
+    Missing,
     artifact_bytes,
+    bars_png,
     caption_examples,
     config_summary,
     curves_png,
     fold_table,
     metric_histories,
+    model_problem,
     recall_png,
     roc_png,
 )
-from tools.registry import ML_PROJECTS, model_name
+from tools.registry import model_name
 
-CONFIG_FILE = REPO_ROOT / "configs" / "report" / "portfolio.yaml"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "portfolio.html.j2"
-DATA_KINDS = ("full", "smoke")
-
-
-@dataclass
-class ModelRef:
-    experiment: str  # "full" or "smoke": composed with experiment=<this>; labels the section
-    suffix: str  # appended to the config's tracking.model_name ("-stacked": the stacked GBM)
-
-
-@dataclass
-class RocSpec:
-    artifact: str | None  # OOF csv with the label column; null: show `logged_png` only
-    target: str
-    scores: list[str]
-    min_tpr_param: str  # the run's param holding the scored TPR band's lower edge
-    logged_png: str | None  # the run's own ROC figure, when the OOF file cannot be redrawn
-
-
-@dataclass
-class Reference:
-    label: str
-    metric: str  # our run metric shown beside it
-    value: float
-    source: str
-
-
-@dataclass
-class SectionConfig:
-    key: str
-    project: str  # whose config names the registered models (tools.registry.ML_PROJECTS)
-    title: str
-    readme: str
-    make_target: str
-    models: list[ModelRef]
-    metrics: list[str]
-    config_keys: list[str]  # param prefixes shown in the config summary
-    roc: RocSpec | None
-    images: list[str]  # PNG artifacts of the run embedded as they are
-    recall_prefix: str | None  # metrics `<prefix><k>_<method>` drawn as recall@k bars
-    captions: bool  # examples from the run's captions.html
-    references: list[Reference]
-
-
-@dataclass
-class PortfolioConfig:
-    output: str
-    title: str
-    max_curves: int
-    caption_examples: int
-    max_folds_columns: int
-    skip_metrics: list[str]  # logged per epoch but neither a learning curve nor a fold column
-    sections: list[SectionConfig]
-
-
-def load_config(path: str | Path = CONFIG_FILE, overrides: list[str] | None = None):
-    """The report config, schema-checked (an unknown key or a bad data kind fails, named)."""
-    cfg: PortfolioConfig = load_yaml(path, PortfolioConfig, overrides)
-    for i, section in enumerate(cfg.sections):
-        if section.project not in ML_PROJECTS:
-            raise ConfigError(
-                f"config key 'sections[{i}].project': '{section.project}' is not one of "
-                f"{', '.join(ML_PROJECTS)} ({path})"
-            )
-        for j, ref in enumerate(section.models):
-            if ref.experiment not in DATA_KINDS:
-                raise ConfigError(
-                    f"config key 'sections[{i}].models[{j}].experiment': '{ref.experiment}' is "
-                    f"not one of {', '.join(DATA_KINDS)} ({path})"
-                )
-    return cfg
+EXIT_MISSING = 3  # the page is written, but some of what it should show could not be read
 
 
 # --- the store --------------------------------------------------------------------------------
@@ -141,48 +108,97 @@ def _when(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def build_section(mlflow: Any, section: SectionConfig, cfg: PortfolioConfig) -> dict[str, Any]:
-    """Everything the template shows for one section (`status` 'missing' when no champion)."""
+def build_section(
+    mlflow: Any, section: SectionConfig, cfg: PortfolioConfig, measure_latency: bool = False
+) -> dict[str, Any]:
+    """Everything the template shows for one section. `status`: 'ok'; 'missing' (no champion);
+    'broken' (the champion's model cannot be loaded: shown, but not as a working model);
+    'unreadable' (its run cannot be read). `problems` lists every `Missing` piece.
+    `measure_latency` loads the champion and times predict here (slow: `--latency`)."""
+    from mlflow.exceptions import MlflowException
+
     client = mlflow.MlflowClient()
     models = section_models(section)
     found = find_champion(client, models)
-    base = {"key": section.key, "title": section.title, "readme": section.readme}
+    base = {
+        "key": section.key,
+        "title": section.title,
+        "heading": None,
+        "readme": section.readme,
+        "comparison": None,
+    }
     if found is None:
         return {
             **base,
             "status": "missing",
             "make_target": section.make_target,
             "looked_for": list(models),
+            "problems": [],
         }
     registered, version = found
-    run = client.get_run(version.run_id)
-    tags, metrics = run.data.tags, run.data.metrics
+    owner = f"{registered} v{version.version}"
+    problems: list[Missing] = []
+    why_not = model_problem(client, registered, str(version.version))
+    if why_not:
+        problems.append(Missing("model", owner, why_not))
+    run, why = None, "no run id recorded on the version"
+    try:
+        run = client.get_run(version.run_id) if version.run_id else None
+    except MlflowException as exc:
+        why = f"cannot be read: {(exc.message or str(exc)).strip().splitlines()[0]}"
+    if run is None:  # a run that is gone: the version's record is all there is to show
+        problems.append(Missing(f"run {version.run_id}", owner, why))
+        return {
+            **base,
+            "status": "unreadable",
+            "model": registered,
+            "version": str(version.version),
+            "run_id": str(version.run_id),
+            "problems": problems,
+        }
+    run_id = run.info.run_id
+    tags, metrics, params = run.data.tags, run.data.metrics, run.data.params
     children = _child_runs(mlflow, run)
     headline = tags.get("headline_metric") or version.tags.get("validation_metric", "")
-    config_text = artifact_bytes(client, run.info.run_id, "config.yaml")
-    roc = roc_png(client, run, section.roc) if section.roc else None
+    config_text = artifact_bytes(client, run_id, "config.yaml", problems)
+    roc = roc_png(client, run, section.roc, problems) if section.roc else None
     images = []
-    for name in section.images:
-        png = artifact_bytes(client, run.info.run_id, name)
-        if png is not None:
-            images.append({"name": name, "b64": base64.b64encode(png).decode()})
+    for image in section.images:
+        got = bars_png(client, run_id, image, problems)
+        if got is not None:
+            images.append(
+                {"name": image.artifact, "title": image.title, "b64": got[0], "from": got[1]}
+            )
     captions = []
     if section.captions:
-        page = artifact_bytes(client, run.info.run_id, "captions.html")
+        page = artifact_bytes(client, run_id, "captions.html", problems)
         if page is not None:
-            captions = caption_examples(page.decode(), cfg.caption_examples)
+            captions = caption_examples(page.decode(errors="replace"), cfg.caption_examples)
+            if not captions:
+                why = "cannot be read: no caption examples in it"
+                problems.append(Missing("artifact captions.html", f"run {run_id}", why))
     histories = metric_histories(
         client,
         [("run", run), *((c.info.run_name or c.info.run_id, c) for c in children)],
         list(cfg.skip_metrics),
     )
-    return {
+    data = models[registered]
+    footprint, timing = None, None
+    if not why_not:
+        if measure_latency:  # first: loading writes registered_model_meta into the model
+            timing = latency(f"models:/{registered}/{version.version}", cfg.latency_calls)
+        footprint = model_footprint(client, registered, str(version.version), count_params=True)
+    built = {
         **base,
-        "status": "ok",
-        "data": models[registered],
+        "heading": fill(section.heading, params, tags),
+        "status": "broken" if why_not else "ok",
+        "problems": problems,
+        "data": data,
+        "data_name": params.get("data.name", "?"),
+        "data_paths": _json_list(tags.get("data_paths")),
         "model": registered,
         "version": str(version.version),
-        "run_id": run.info.run_id,
+        "run_id": run_id,
         "run_name": run.info.run_name,
         "experiment_tag": tags.get("experiment", "?"),
         "started": _when(run.info.start_time),
@@ -193,17 +209,19 @@ def build_section(mlflow: Any, section: SectionConfig, cfg: PortfolioConfig) -> 
         "headline": headline,
         "headline_value": metrics.get(headline),
         "metrics": [(m, metrics[m]) for m in section.metrics if m in metrics],
-        "references": [
-            {
-                "label": r.label,
-                "metric": r.metric,
-                "ours": metrics.get(r.metric),
-                "value": r.value,
-                "source": r.source,
-            }
-            for r in section.references
-        ],
-        "config": config_summary(run.data.params, list(section.config_keys)),
+        "all_metrics": dict(metrics),
+        "baselines": baseline_rows(section, metrics, params, tags),
+        "references": reference_rows(section, data, metrics),
+        "references_held_back": len(section.references) if data != "full" else 0,
+        "footprint": footprint,
+        "latency": timing,
+        "spread": seed_spread(
+            mlflow,
+            run,
+            list(dict.fromkeys(filter(None, [headline, *section.metrics]))),
+            list(cfg.seed_ignore),
+        ),
+        "config": config_summary(params, list(section.config_keys)),
         "config_yaml": config_text.decode() if config_text else None,
         "folds": fold_table(children, cfg.max_folds_columns, list(cfg.skip_metrics)),
         "roc": roc,
@@ -212,6 +230,17 @@ def build_section(mlflow: Any, section: SectionConfig, cfg: PortfolioConfig) -> 
         "images": images,
         "captions": captions,
     }
+    built["card"] = model_card(section, built, params, dict(cfg.splits))
+    return built
+
+
+def _json_list(text: str | None) -> list[str]:
+    """A JSON list tag (`data_paths`), or [] when absent or not one."""
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 # --- the page -----------------------------------------------------------------------------------
@@ -237,6 +266,10 @@ def render(cfg: PortfolioConfig, sections: list[dict[str, Any]]) -> str:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["num"] = lambda v, d=4: "–" if v is None else f"{v:.{d}f}"
+    patterns = list(cfg.integer_metrics)
+    env.filters["metric"] = lambda v, name, d=4: fmt_metric(name, v, patterns, d)
+    env.filters["mb"] = lambda n: f"{n / 1e6:,.1f} MB"
+    env.filters["millions"] = lambda n: f"{n / 1e6:,.2f} M" if n >= 1e5 else f"{n:,}"
     sha, dirty = git_state()
     page = env.get_template(TEMPLATE).render(
         title=cfg.title,
@@ -245,6 +278,8 @@ def render(cfg: PortfolioConfig, sections: list[dict[str, Any]]) -> str:
         store=re.sub(r"//[^/@]*@", "//", tracking_uri()),  # no user:password in a mailed page
         repo_sha=sha,
         repo_dirty=dirty,
+        missing_total=sum(len(s["problems"]) for s in sections),
+        machine=machine(),
     )
     bad = external_refs(page)
     if bad:
@@ -252,11 +287,18 @@ def render(cfg: PortfolioConfig, sections: list[dict[str, Any]]) -> str:
     return page
 
 
-def build_report(cfg: PortfolioConfig, output: str | Path | None = None) -> Path:
-    """Write the page to `output` (default: the config's, relative to the repo root)."""
+def write_report(
+    cfg: PortfolioConfig, output: str | Path | None = None, measure_latency: bool = False
+) -> tuple[Path, list[str]]:
+    """Write the page to `output` (default: the config's, relative to the repo root); return
+    it with one `<section>: <what> of <owner>: <why>` line per piece it could not read."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow = get_mlflow()
-    sections = [build_section(mlflow, s, cfg) for s in cfg.sections]
+    sections = [build_section(mlflow, s, cfg, measure_latency) for s in cfg.sections]
+    by_key = {s["key"]: s for s in sections}
+    for spec, built in zip(cfg.sections, sections):
+        if spec.compare_to:
+            built["comparison"] = compare(built, by_key[spec.compare_to], spec.compare_feature)
     path = Path(output or cfg.output)
     if not path.is_absolute():
         path = REPO_ROOT / path
@@ -264,18 +306,35 @@ def build_report(cfg: PortfolioConfig, output: str | Path | None = None) -> Path
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(render(cfg, sections), encoding="utf-8")
     tmp.replace(path)  # a reader never sees half a page
-    return path
+    return path, [f"{s['key']}: {p.line()}" for s in sections for p in s["problems"]]
+
+
+def build_report(
+    cfg: PortfolioConfig, output: str | Path | None = None, measure_latency: bool = False
+) -> Path:
+    """`write_report`'s page alone (callers that read the page, not the exit status)."""
+    return write_report(cfg, output, measure_latency)[0]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(CONFIG_FILE), help="report YAML")
     parser.add_argument("--output", default=None, help="HTML file (default: the config's)")
+    parser.add_argument(
+        "--latency",
+        action="store_true",
+        help="load every champion and time predict on its input example here (slow)",
+    )
     args = parser.parse_args(argv)
     with expected_errors():
         cfg = load_config(args.config)
-        path = build_report(cfg, args.output)
-    print(f"report: {path} (store {tracking_uri()})", flush=True)
+        path, missing = write_report(cfg, args.output, args.latency)
+    note = f", {len(missing)} missing pieces named on it and on stderr" if missing else ""
+    print(f"report: {path} (store {tracking_uri()}{note})", flush=True)
+    for line in missing:
+        print(f"error: {line}", file=sys.stderr, flush=True)
+    if missing:
+        raise SystemExit(EXIT_MISSING)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
 """`make report` in a real browser: the tiny pipelines of every project train into a temporary
 store, `python -m tools.portfolio` writes the page, and headless Chromium opens it from disk:
-every section renders with its data label and every embedded image decodes."""
+every section renders with its data label and every embedded image decodes; a smoke champion
+is shown beside its own baselines, never beside a public reference; each heading is the
+champion's logged config; no Python object repr leaks onto the page."""
 
 from __future__ import annotations
 
 import pytest
 
+from shared.tracking import find_champion, get_mlflow
 from tools import portfolio
+from tools.portfolio_card import fill
 
 # image_classifier's debug=tiny is partial (two folds, never registered): score every fold
 IMAGE_ALL_FOLDS = ("cv.folds=null", "partial=false")
@@ -52,7 +56,15 @@ def test_every_section_renders_labelled_with_its_images_loaded(report_file, chro
         label = el.find_element("css selector", "h2 .badge")
         assert label.get_attribute("data-label") == "smoke" and label.text == "SMOKE DATA"
         assert "git SHA" in el.text and "data fingerprint" in el.text
-        assert el.find_elements("css selector", "table.references tr")  # references beside ours
+        # smoke data: the run's own baselines, and no published number beside ours
+        assert not el.find_elements("css selector", "table.references"), section.key
+        if section.baselines:
+            assert el.find_elements("css selector", "table.baselines tr"), section.key
+        heading = el.find_element("css selector", "h2 .model-line").text
+        assert heading == _champion_heading(section), section.key
+        assert "?" not in heading, heading  # every key the heading names was logged
+        for h3 in el.find_elements("css selector", "h3"):
+            assert not h3.text.endswith(".png"), h3.text
         for plot in PLOTS[section.key]:
             assert el.find_elements("css selector", f"img.{plot}"), f"{section.key}: no {plot}"
     broken = chrome.execute_script(
@@ -63,3 +75,12 @@ def test_every_section_renders_labelled_with_its_images_loaded(report_file, chro
     assert n_images >= sum(map(len, PLOTS.values())) and broken == []
     folds = chrome.find_element("css selector", "#image_classifier table.folds")
     assert "fold_0" in folds.text and "mean" in folds.text
+    assert "object at 0x" not in chrome.page_source
+
+
+def _champion_heading(section) -> str:
+    """The heading the section's champion run's logged params and tags give."""
+    client = get_mlflow().MlflowClient()
+    name, version = find_champion(client, portfolio.section_models(section))
+    run = client.get_run(version.run_id)
+    return fill(section.heading, run.data.params, run.data.tags)

@@ -3,14 +3,15 @@
 python -m tools.demo.app [key=value ...]   (keys: configs/demo/demo.yaml)
 
 Gradio keeps uploads and rendered outputs in GRADIO_TEMP_DIR; the app points it at a fresh
-temporary folder (removed on exit), so nothing is written anywhere else. The server binds to
-`host` (127.0.0.1 unless configured).
+temporary folder (removed on exit, Ctrl-C or SIGTERM), so nothing is written anywhere else.
+The server binds to `host` (127.0.0.1 unless configured).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -19,6 +20,7 @@ from shared.logging import get_logger
 from tools.demo.champions import Champion, find_champion
 from tools.demo.config import DemoConfig, load
 from tools.demo.tabs import TABS
+from tools.demo.uploads import refusal_js
 
 log = get_logger(__name__)
 
@@ -59,11 +61,19 @@ def free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
+def _interrupt(signum: int, frame) -> None:  # noqa: ARG001
+    """SIGTERM as Ctrl-C: Gradio closes its server and `main`'s cleanup runs (the default
+    action would kill the process and leave the temporary folder behind)."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> None:
     cfg = load(list(sys.argv[1:] if argv is None else argv))
     temp = tempfile.mkdtemp(prefix="demo-")
     os.environ["GRADIO_TEMP_DIR"] = temp
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    log.info("uploads and outputs go to %s (removed on exit)", temp)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         app = build_app(cfg, load_champions(cfg))
         app.queue(default_concurrency_limit=1)
@@ -74,8 +84,12 @@ def main(argv: list[str] | None = None) -> None:
             show_error=True,
             footer_links=[],
             ssr_mode=False,
+            js=refusal_js(cfg.uploads),
         )
+    except KeyboardInterrupt:
+        log.info("interrupted: stopping")
     finally:
+        signal.signal(signal.SIGTERM, previous)  # in-process callers (tests) get theirs back
         shutil.rmtree(temp, ignore_errors=True)
 
 

@@ -40,7 +40,7 @@ class ImageConfig:
 @dataclass
 class TabularConfig:
     top_contributions: int
-    form_fields: list[str]
+    form_fields: dict[str, str]  # column -> label with its unit, in form order
 
 
 @dataclass

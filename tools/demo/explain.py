@@ -61,6 +61,119 @@ def top_contributions(contrib: dict[str, pd.DataFrame], row: int, k: int) -> pd.
     return out.round(4)
 
 
+BASE, OTHERS, TOTAL = "base value", "other features", "log-odds"
+
+
+def waterfall(contrib: dict[str, pd.DataFrame], row: int, k: int) -> pd.DataFrame:
+    """One row's log-odds built up per model, unrounded: the base value (the trees' expected
+    score), the top-k features by mean |contribution|, the rest summed, then their total.
+
+    Without the base value, mostly positive contributions would sit beside a tiny probability:
+    the base of a rare class is very negative. Rows: `term`, then one column per model.
+    """
+    top = top_contributions(contrib, row, k)["feature"]
+    cols = {}
+    for m, df in contrib.items():
+        r = df.iloc[row]
+        features = r.drop("bias")
+        cols[m] = [
+            float(r["bias"]),
+            *(float(features[f]) for f in top),
+            float(features.drop(list(top)).sum()),
+            float(r.sum()),
+        ]
+    others = f"{OTHERS} ({len(contrib[next(iter(contrib))].columns) - 1 - len(top)})"
+    return pd.DataFrame({"term": [BASE, *top, others, TOTAL], **cols})
+
+
+def waterfall_html(table: pd.DataFrame, labels: dict[str, str]) -> str:
+    """The waterfall as an HTML table: 4 decimals shown, the exact value in `data-value` (what
+    the browser test sums), features labelled with `labels` where known."""
+    models = list(table.columns[1:])
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in models)
+    rows = []
+    for _, r in table.iterrows():
+        term = str(r["term"])
+        name = html.escape(labels.get(term, term))
+        if term in labels:
+            name += f" <code>{html.escape(term)}</code>"
+        kind = "base" if term == BASE else "total" if term == TOTAL else "term"
+        cells = "".join(
+            f"<td data-model='{m}' data-value='{float(r[m])!r}'>{float(r[m]):+.4f}</td>"
+            for m in models
+        )
+        tag = "b" if kind != "term" else "span"
+        rows.append(f"<tr class='wf-{kind}'><td><{tag}>{name}</{tag}></td>{cells}</tr>")
+    return (
+        "<table class='waterfall'><thead><tr><th>log-odds</th>"
+        f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def waterfall_figure(table: pd.DataFrame, labels: dict[str, str]):
+    """A waterfall plot per model (a matplotlib Figure): each bar starts where the previous
+    ended, from the base value to the log-odds (red raises the risk, blue lowers it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(table.columns[1:])
+    terms = [labels.get(t, t) for t in table["term"]]
+    fig, axes = plt.subplots(
+        len(models), 1, figsize=(7.5, len(models) * (0.3 * len(terms) + 0.9)), squeeze=False
+    )
+    for ax, m in zip(axes[:, 0], models, strict=True):
+        values = table[m].to_numpy()
+        ends = np.cumsum(values[:-1])  # running log-odds after each term
+        left = np.r_[0.0, ends[:-1], 0.0]  # base and total are drawn from 0
+        colours = ["#555555", *("#d62728" if v > 0 else "#1f77b4" for v in values[1:-1])]
+        colours.append("#555555")
+        width = values
+        y = np.arange(len(values))[::-1]
+        ax.barh(y, width, left=left, color=colours, height=0.7)
+        ax.axvline(0, color="black", lw=0.6)
+        ax.set_yticks(y, terms, fontsize=8)
+        ax.set_title(
+            f"{m}: base {values[0]:+.3f} + contributions = log-odds {values[-1]:+.3f}",
+            fontsize=9,
+            loc="left",
+        )
+        ax.set_xlabel("log-odds", fontsize=8)
+        ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    return fig
+
+
+_TOKEN_STYLE = (
+    "display:inline-block;margin:2px;padding:2px 5px;border-radius:4px;text-align:center;"
+    "color:#111;line-height:1.2"
+)
+
+
+def token_rows_html(tokens: pd.DataFrame) -> str:
+    """One row per beam: its tokens coloured by the decoder's probability (green sure, red
+    unsure), the probability under each token and in its tooltip (`data-p`, unrounded)."""
+    if tokens.empty:
+        return "<p>No beam.</p>"
+    rows = []
+    for beam, group in tokens.groupby("beam", sort=True):
+        cells = []
+        for _, t in group.iterrows():
+            p = float(t["probability"])
+            colour = f"hsl({round(120 * p)}, 70%, 82%)"
+            cells.append(
+                f"<span class='tok' style='background:{colour};{_TOKEN_STYLE}' data-p='{p!r}' "
+                f"title='p = {p:.4f}'>{html.escape(str(t['token']))}"
+                f"<small style='display:block;font-size:70%'>{p:.2f}</small></span>"
+            )
+        rows.append(
+            f"<div class='beam' data-beam='{beam}' style='margin:4px 0'><b>beam {beam}</b> "
+            f"{''.join(cells)}</div>"
+        )
+    return "\n".join(rows)
+
+
 _WORD = re.compile(r"[A-Za-z0-9]+")
 
 

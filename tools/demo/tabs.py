@@ -5,6 +5,7 @@ a project without one shows only that, with the `make` target that creates it.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,15 +15,26 @@ from PIL import Image
 
 from projects.image_classifier.gradcam import grad_cam, side_by_side
 from shared.errors import InputError
+from shared.logging import get_logger
 from tools.demo import explain
 from tools.demo.champions import Champion, describe
 from tools.demo.config import DemoConfig
-from tools.demo.uploads import image_from_base64, read_image
+from tools.demo.uploads import UploadError, clean_message, image_from_base64, read_image
+
+log = get_logger(__name__)
 
 LETTERS = ["A", "B", "C", "D", "E"]
 
 
 # --- computations -----------------------------------------------------------------------------
+
+
+def enlarged(image: Image.Image | None, size: int) -> Image.Image | None:
+    """`image` enlarged to `size` pixels (long side) when smaller: for the screen only."""
+    if image is None or max(image.size) >= size:
+        return image
+    scale = size / max(image.size)
+    return image.resize((round(image.width * scale), round(image.height * scale)))
 
 
 def score_lesion(scorer: Any, image: Image.Image, cfg: DemoConfig) -> tuple[float, Image.Image]:
@@ -33,29 +45,14 @@ def score_lesion(scorer: Any, image: Image.Image, cfg: DemoConfig) -> tuple[floa
         scores = scores["score"].to_numpy()
     score = float(np.asarray(scores).ravel()[0])
     cam = grad_cam(scorer.models, scorer.transform(image)[None])[0]
-    shown = image
-    if max(image.size) < cfg.image.display_size:  # small images: enlarge for the screen only
-        scale = cfg.image.display_size / max(image.size)
-        shown = image.resize((round(image.width * scale), round(image.height * scale)))
     figure = side_by_side(
-        shown, cam, cfg.image.gradcam_alpha, cfg.image.colormap, cfg.image.display_size
+        enlarged(image, cfg.image.display_size),
+        cam,
+        cfg.image.gradcam_alpha,
+        cfg.image.colormap,
+        cfg.image.display_size,
     )
     return score, figure
-
-
-def score_metadata(wrapper: Any, frame: pd.DataFrame, k: int) -> tuple[dict, pd.DataFrame]:
-    """Row 0 of `frame` (the other rows give its patient context): the ensemble's probability,
-    each model's, and the top-k feature contributions (log-odds) of LightGBM and CatBoost."""
-    from projects.tabular_gbm.features import build_features
-
-    X = build_features(frame, wrapper.spec, **wrapper.feature_options)
-    each = wrapper.ensemble.predict_each(X)
-    probs = {
-        "ensemble": float(wrapper.ensemble.predict(X)[0]),
-        **{m: float(v[0]) for m, v in each.items()},
-    }
-    contrib = explain.gbm_contributions(wrapper.ensemble, X)
-    return probs, explain.top_contributions(contrib, 0, k)
 
 
 def answer_question(pipeline: Any, question: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -77,15 +74,13 @@ def answer_question(pipeline: Any, question: pd.DataFrame) -> tuple[pd.DataFrame
 
 def caption_beams(wrapper: Any, image: Image.Image) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Beam search as the registered model decodes (its beam size, max length, length penalty):
-    every final beam with its score, and each beam's per-token probabilities."""
+    every final beam with its score, and each beam's per-token probabilities (unrounded:
+    `explain.token_rows_html` shows them)."""
     rows, tokens = wrapper.explain(image)
     beams = pd.DataFrame(rows)
     if not beams.empty:
         beams["score"] = beams["score"].round(4)
-    table = pd.DataFrame(tokens)
-    if not table.empty:
-        table["probability"] = table["probability"].round(4)
-    return beams, table
+    return beams, pd.DataFrame(tokens, columns=["beam", "position", "token", "probability"])
 
 
 def passages_html(question: str, passages: pd.DataFrame, cfg: DemoConfig) -> str:
@@ -136,27 +131,52 @@ def example_images(champ: Champion, cfg: DemoConfig) -> dict[str, Image.Image]:
 # --- layout -----------------------------------------------------------------------------------
 
 
-def _refused(exc: Exception) -> str:
-    return f"**Refused:** {exc}"
+def check_question(question: str, options: list[str]) -> None:
+    """Refuse an empty question or option before the reader sees it, saying which."""
+    if not str(question or "").strip():
+        raise InputError("the question is empty: type a question")
+    empty = [c for c, o in zip(LETTERS, options, strict=True) if not str(o or "").strip()]
+    if empty:
+        raise InputError(f"option {', '.join(empty)} is empty: give all five options")
 
 
-def _image_source(upload: str | None, example: str | None, examples: dict, cfg: DemoConfig):
+def message(exc: Exception) -> str:
+    """What a tab shows for an exception: a refusal (bad input) or a one-line failure, never a
+    traceback or an object repr."""
+    if isinstance(exc, InputError):
+        return f"**Refused:** {clean_message(str(exc))}"
+    first = clean_message(str(exc)).strip().splitlines()
+    return f"**Failed:** {type(exc).__name__}: {first[0] if first else ''}"
+
+
+def image_source(
+    upload: str | None, refused: str, example: str | None, examples: dict, cfg: DemoConfig
+) -> tuple[Image.Image, str]:
+    """The image to score and what it is. A refused upload blocks scoring (it must never fall
+    back to the example) until a valid upload or a newly picked example replaces it."""
+    if refused:
+        raise UploadError(
+            f"{refused}. Nothing was scored: upload an image within the limit or pick an example."
+        )
     if upload:
-        return read_image(upload, cfg.uploads)
+        return read_image(upload, cfg.uploads), f"upload '{Path(upload).name}'"
     if example in examples:
-        return examples[example]
+        return examples[example], str(example)
     raise InputError("upload an image or pick an example")
 
 
-def _header(champ: Champion) -> bool:
+def _header(champ: Champion, how: str) -> bool:
     import gradio as gr
 
     gr.Markdown(describe(champ), elem_id=f"{champ.project}-model")
+    if champ.model is not None:
+        gr.Markdown(how, elem_id=f"{champ.project}-how")
     return champ.model is not None
 
 
 def _image_inputs(project: str, examples: dict, what: str, upload_what: str) -> tuple:
-    """The two image sources of a tab: one of the data set's examples, or an upload."""
+    """A tab's image sources: one of the data set's examples, or an upload; and the hidden box
+    where the page's upload guard (`uploads.refusal_js`) writes a refused file's name."""
     import gradio as gr
 
     example = gr.Radio(
@@ -168,19 +188,39 @@ def _image_inputs(project: str, examples: dict, what: str, upload_what: str) -> 
     upload = gr.File(
         label=f"... or upload {upload_what}", type="filepath", elem_id=f"{project}-upload"
     )
-    return example, upload
+    refused = gr.Textbox("", visible="hidden", elem_id=f"{project}-refused")
+    return example, upload, refused
+
+
+def _wire_sources(example, upload, refused, status, outputs: list):
+    """A refused upload clears the outputs and says why at once; picking an example clears
+    the upload and the refusal (the example is what will be scored). Returns that event."""
+    blank = [None] * len(outputs)
+
+    def on_refused(text: str):
+        return (*blank, message(UploadError(text)) if text else "")
+
+    refused.change(on_refused, refused, [*outputs, status])
+    return example.input(lambda: (None, ""), None, [upload, refused])
+
+
+IMAGE_HOW = (
+    "Scores a lesion image for malignancy with the registered CNN: the score runs from 0 "
+    "(benign-looking) to 1 (malignant-looking), and the heat map beside the image shows in red "
+    "the regions that raised it."
+)
 
 
 def image_tab(champ: Champion, cfg: DemoConfig) -> None:
     import gradio as gr
 
-    if not _header(champ):
+    if not _header(champ, IMAGE_HOW):
         return
     scorer = champ.model.unwrap_python_model()
     examples = example_images(champ, cfg)
     with gr.Row():
         with gr.Column():
-            example, upload = _image_inputs(
+            example, upload, refused = _image_inputs(
                 "image_classifier", examples, "lesion image", "a lesion image (JPEG/PNG)"
             )
             run = gr.Button("Score", variant="primary", elem_id="image_classifier-run")
@@ -194,86 +234,42 @@ def image_tab(champ: Champion, cfg: DemoConfig) -> None:
             )
             status = gr.Markdown(elem_id="image_classifier-status")
 
-    def handle(example_name, upload_path):
+    def handle(example_name, upload_path, refused_text):
         try:
-            img = _image_source(upload_path, example_name, examples, cfg)
+            img, what = image_source(upload_path, refused_text, example_name, examples, cfg)
             value, heat = score_lesion(scorer, img, cfg)
-        except InputError as exc:
-            return "", None, _refused(exc)
-        return f"**Malignancy score:** {value:.4f}", heat, ""
+        except Exception as exc:
+            log.warning("image_classifier: %s", exc, exc_info=not isinstance(exc, InputError))
+            return "", None, message(exc)
+        return f"**Malignancy score:** {value:.4f} ({what})", heat, ""
 
-    run.click(handle, [example, upload], [score, cam, status])
+    run.click(handle, [example, upload, refused], [score, cam, status])
+    _wire_sources(example, upload, refused, status, [score, cam])
 
 
 def tabular_tab(champ: Champion, cfg: DemoConfig) -> None:
-    import gradio as gr
+    from tools.demo.tabular import HOW
+    from tools.demo.tabular import tabular_tab as layout
 
-    from shared.datasets import isic2024 as isic
-
-    if not _header(champ):
+    if not _header(champ, HOW):
         return
-    wrapper = champ.model.unwrap_python_model()
-    if example_frame(champ) is None:
-        raise InputError(f"{champ.name} carries no input example to prefill the form from")
     example = example_frame(champ)
-    fields = [f for f in [*cfg.tabular.form_fields, *wrapper.spec.extra_numeric] if f in example]
-    gr.Markdown(
-        f"Prefilled from the data set's first example row (patient `{example[isic.PATIENT][0]}`;"
-        " the other example rows are that patient's context for the per-patient features)."
-    )
-    inputs = []
-    with gr.Row():
-        with gr.Column():
-            for f in fields:
-                if f in wrapper.spec.categories:
-                    value = example[f][0]
-                    inputs.append(
-                        gr.Dropdown(
-                            sorted(wrapper.spec.categories[f]),
-                            value=None if pd.isna(value) else str(value),
-                            label=f,
-                            allow_custom_value=True,
-                            elem_id=f"tabular_gbm-field-{f}",
-                        )
-                    )
-                else:
-                    value = pd.to_numeric(example[f], errors="coerce")[0]
-                    inputs.append(
-                        gr.Number(
-                            value=None if pd.isna(value) else float(value),
-                            label=f,
-                            elem_id=f"tabular_gbm-field-{f}",
-                        )
-                    )
-            run = gr.Button("Predict", variant="primary", elem_id="tabular_gbm-run")
-        with gr.Column():
-            prob = gr.Markdown(elem_id="tabular_gbm-prob")
-            table = gr.Dataframe(
-                label="Top feature contributions (log-odds; positive raises the risk)",
-                elem_id="tabular_gbm-contrib",
-            )
-            status = gr.Markdown(elem_id="tabular_gbm-status")
+    if example is None:
+        raise InputError(f"{champ.name} carries no input example to prefill the form from")
+    layout(champ, cfg, example)
 
-    def handle(*values):
-        frame = example.copy()
-        for f, v in zip(fields, values, strict=True):
-            frame.loc[0, f] = np.nan if v is None or v == "" else v
-        try:
-            probs, top = score_metadata(wrapper, frame, cfg.tabular.top_contributions)
-        except InputError as exc:
-            return "", None, _refused(exc)
-        text = f"**Malignancy probability:** {probs['ensemble']:.4f}  \n" + " · ".join(
-            f"{m}: {p:.4f}" for m, p in probs.items() if m != "ensemble"
-        )
-        return text, top, ""
 
-    run.click(handle, inputs, [prob, table, status])
+RETRIEVAL_HOW = (
+    "Answers a multiple-choice science question: the reader ranks the five options by "
+    "probability after reading the passages retrieved for the question, which are listed "
+    "under the ranking with the words they share with the question highlighted."
+)
 
 
 def retrieval_tab(champ: Champion, cfg: DemoConfig) -> None:
     import gradio as gr
 
-    if not _header(champ):
+    if not _header(champ, RETRIEVAL_HOW):
         return
     pipeline = champ.model.unwrap_python_model().pipeline
     if example_frame(champ) is None:
@@ -290,35 +286,50 @@ def retrieval_tab(champ: Champion, cfg: DemoConfig) -> None:
             ]
             run = gr.Button("Answer", variant="primary", elem_id="retrieval_qa-run")
         with gr.Column():
-            ranked = gr.Dataframe(label="Ranked answers", elem_id="retrieval_qa-ranked")
-            passages = gr.HTML(elem_id="retrieval_qa-passages")
             status = gr.Markdown(elem_id="retrieval_qa-status")
+            ranked = gr.Dataframe(label="Ranked answers", elem_id="retrieval_qa-ranked")
+            gr.Markdown(
+                "#### Passages the reader saw\nRetrieved for the question and its options, "
+                "best first; words shared with the question are highlighted.",
+                elem_id="retrieval_qa-passages-heading",
+            )
+            passages = gr.HTML(elem_id="retrieval_qa-passages")
 
     def handle(question, *opts):
         frame = pd.DataFrame([{"id": 0, "prompt": question, **dict(zip(LETTERS, opts))}])
         try:
+            check_question(question, list(opts))
             table, used = answer_question(pipeline, frame)
-        except InputError as exc:
-            return None, "", _refused(exc)
+        except Exception as exc:
+            log.warning("retrieval_qa: %s", exc, exc_info=not isinstance(exc, InputError))
+            return None, "", message(exc)
         return table, passages_html(question, used, cfg), ""
 
     run.click(handle, [prompt, *options], [ranked, passages, status])
 
 
+CAPTIONING_HOW = (
+    "Describes an image in words by beam search: the caption is the best beam; under it each "
+    "beam is one row of tokens coloured by the decoder's probability for that token (green "
+    "sure, red unsure; the number under each token is that probability)."
+)
+
+
 def captioning_tab(champ: Champion, cfg: DemoConfig) -> None:
     import gradio as gr
 
-    if not _header(champ):
+    if not _header(champ, CAPTIONING_HOW):
         return
     wrapper = champ.model.unwrap_python_model()
     examples = example_images(champ, cfg)
     with gr.Row():
         with gr.Column():
-            example, upload = _image_inputs("captioning", examples, "image", "an image")
+            example, upload, refused = _image_inputs("captioning", examples, "image", "an image")
             preview = gr.Image(
-                label="Image",
+                enlarged(next(iter(examples.values()), None), cfg.image.display_size),
+                label="The image to caption",
                 type="pil",
-                height=cfg.image.display_size // 2,
+                height=cfg.image.display_size,
                 elem_id="captioning-image",
             )
             run = gr.Button("Caption", variant="primary", elem_id="captioning-run")
@@ -327,19 +338,35 @@ def captioning_tab(champ: Champion, cfg: DemoConfig) -> None:
             beams = gr.Dataframe(
                 label="Beams (score: log p / length^penalty)", elem_id="captioning-beams"
             )
-            tokens = gr.Dataframe(label="Per-token probabilities", elem_id="captioning-tokens")
+            gr.Markdown("#### Each beam's tokens, coloured by probability")
+            tokens = gr.HTML(elem_id="captioning-tokens")
             status = gr.Markdown(elem_id="captioning-status")
 
-    def handle(example_name, upload_path):
+    def show(example_name, upload_path, refused_text):
+        """The image that Caption will use, as soon as it is picked or uploaded."""
         try:
-            img = _image_source(upload_path, example_name, examples, cfg)
-            table, probs = caption_beams(wrapper, img)
-        except InputError as exc:
-            return None, "", None, None, _refused(exc)
-        best = table["caption"].iloc[0] if len(table) else ""
-        return img, f"**Caption:** {best}", table, probs, ""
+            img = image_source(upload_path, refused_text, example_name, examples, cfg)[0]
+            return enlarged(img, cfg.image.display_size), ""
+        except Exception as exc:
+            return None, message(exc)
 
-    run.click(handle, [example, upload], [preview, caption, beams, tokens, status])
+    def handle(example_name, upload_path, refused_text):
+        try:
+            img, what = image_source(upload_path, refused_text, example_name, examples, cfg)
+            table, probs = caption_beams(wrapper, img)
+        except Exception as exc:
+            log.warning("captioning: %s", exc, exc_info=not isinstance(exc, InputError))
+            return None, "", None, "", message(exc)
+        best = table["caption"].iloc[0] if len(table) else ""
+        text = f"**Caption:** {best} ({what})"
+        token_rows = explain.token_rows_html(probs)
+        return enlarged(img, cfg.image.display_size), text, table, token_rows, ""
+
+    sources = [example, upload, refused]
+    run.click(handle, sources, [preview, caption, beams, tokens, status])
+    upload.upload(show, sources, [preview, status])
+    picked = _wire_sources(example, upload, refused, status, [caption, beams, tokens])
+    picked.then(show, sources, [preview, status])
 
 
 TABS = {

@@ -16,7 +16,7 @@ from shared.config import ConfigError
 from tools.demo import explain
 from tools.demo.champions import Champion, describe, find_champion
 from tools.demo.config import UploadConfig, load
-from tools.demo.uploads import UploadError, read_image
+from tools.demo.uploads import UploadError, mib, read_image
 
 LIMITS = UploadConfig(
     max_bytes=200_000, max_pixels=1_000_000, extensions=[".png", ".jpg"], cache_delete=[1, 1]
@@ -47,8 +47,14 @@ def test_a_decompression_bomb_is_refused_before_decoding(tmp_path):
 def test_a_file_over_the_byte_limit_is_refused_by_name(tmp_path):
     big = tmp_path / "big.png"
     big.write_bytes(b"\x89PNG" + bytes(LIMITS.max_bytes))
-    with pytest.raises(UploadError, match=r"'big.png' is .* over the 200,000 byte limit"):
+    with pytest.raises(UploadError, match=r"'big.png' is .*bytes\), over the 0.2 MiB upload limit"):
         read_image(big, LIMITS)
+
+
+def test_sizes_read_in_the_binary_units_the_limit_is_set_in():
+    assert (
+        mib(10 * 2**20) == "10 MiB" and mib(30 * 2**20) == "30 MiB" and mib(3 * 2**19) == "1.5 MiB"
+    )
 
 
 def test_a_non_image_is_rejected_with_a_message(tmp_path):
@@ -56,6 +62,12 @@ def test_a_non_image_is_rejected_with_a_message(tmp_path):
     fake.write_text("not an image at all")
     with pytest.raises(UploadError, match="'notes.png' is not an image we can read"):
         read_image(fake, LIMITS)
+    renamed = tmp_path / "notes.jpg"  # a text file renamed .jpg: no `<_io.BytesIO object at 0x`
+    renamed.write_text("just some text")
+    with pytest.raises(UploadError) as refused:
+        read_image(renamed, LIMITS)
+    assert "not in an image format" in str(refused.value)
+    assert "object at 0x" not in str(refused.value) and "BytesIO" not in str(refused.value)
     (tmp_path / "notes.txt").write_text("text")
     with pytest.raises(UploadError, match="not an image file we accept"):
         read_image(tmp_path / "notes.txt", LIMITS)
@@ -115,6 +127,28 @@ def test_contributions_sum_to_each_models_raw_score(ensemble):
         )
     top = explain.top_contributions(contrib, 0, 2)
     assert len(top) == 2 and "bias" not in set(top["feature"])
+
+
+def test_the_waterfall_adds_the_base_value_up_to_each_models_log_odds(ensemble):
+    ens, X = ensemble
+    contrib = explain.gbm_contributions(ens, X)
+    raw = explain.gbm_raw_scores(ens, X)
+    for row in (0, 3):
+        wf = explain.waterfall(contrib, row, 2)
+        assert list(wf["term"]) == [
+            "base value",
+            *wf["term"][1:3],
+            "other features (1)",
+            "log-odds",
+        ]
+        for model in ("lightgbm", "catboost"):
+            steps = wf[model].to_numpy()
+            assert steps[0] == pytest.approx(contrib[model]["bias"].iloc[row])  # the base
+            np.testing.assert_allclose(steps[:-1].sum(), steps[-1], atol=1e-9)
+            np.testing.assert_allclose(steps[-1], raw[model][row], atol=1e-6)
+    page = explain.waterfall_html(wf, {"a": "Feature a (mm)"})
+    assert page.count("data-value=") == 2 * len(wf) and "Feature a (mm)" in page
+    explain.waterfall_figure(wf, {}).clf()
 
 
 # --- captions, highlighting -------------------------------------------------------------------
@@ -193,8 +227,48 @@ def test_the_app_binds_loopback_and_keeps_gradio_files_in_a_temp_folder(monkeypa
     monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
     monkeypatch.setattr(app, "load_champions", lambda cfg: [])
     monkeypatch.setattr(app, "build_app", lambda cfg, champions: FakeApp())
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
     app.main(["port=0"])
+    assert signal.getsignal(signal.SIGTERM) is before  # a process-wide handler left behind
+    # turned every later SIGTERM into KeyboardInterrupt and stopped the whole test session
     assert seen["server_name"] == "127.0.0.1" and seen["server_port"] > 0
+    assert "-refused" in seen["js"]  # the upload guard that names an oversized file
     assert seen["max_file_size"] == load().uploads.max_bytes
     assert seen["temp"].parent == Path(tempfile.gettempdir())
     assert not seen["temp"].exists()  # removed on exit
+
+
+def test_sigterm_removes_the_temp_folder(monkeypatch):
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    from tools.demo import app
+
+    seen: dict = {}
+
+    class FakeApp:
+        def queue(self, **kwargs) -> None:
+            pass
+
+        def launch(self, **kwargs) -> None:
+            seen["temp"] = Path(os.environ["GRADIO_TEMP_DIR"])
+            os.kill(os.getpid(), signal.SIGTERM)  # `kill <pid>` while the server runs
+            time.sleep(5)
+            raise AssertionError("SIGTERM did not stop the app")
+
+    def unhandled(signum, frame):
+        raise AssertionError("the app installs no SIGTERM handler")
+
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
+        monkeypatch.setattr(app, "load_champions", lambda cfg: [])
+        monkeypatch.setattr(app, "build_app", lambda cfg, champions: FakeApp())
+        app.main(["port=0"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert not seen["temp"].exists()
