@@ -90,9 +90,8 @@ mlflow-ui: $(STAMP) ## Serve the embedded MLflow store on 127.0.0.1
 
 serve: $(STAMP) ## Serve a registered model over REST: make serve MODEL=tabular_gbm-isic2024-smoke [PORT=5001]
 	@test -n "$(MODEL)" || { echo "usage: make serve MODEL=<registered model> [PORT=5001]"; exit 2; }
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" \
-		$(VENV)/bin/mlflow models serve -m "models:/$(MODEL)@champion" --env-manager local \
-		--host 127.0.0.1 --port $(or $(PORT),5001) --workers 1
+	MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" \
+		$(PY) -m tools.serve --model "$(MODEL)" --host 127.0.0.1 --port $(or $(PORT),5001)
 
 benchmarks: $(STAMP) ## Run every benchmark script at CPU sizes (prints figures); GPU: gpu-bench
 	@for f in benchmarks/*.py; do \

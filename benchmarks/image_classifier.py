@@ -132,6 +132,10 @@ def main() -> None:
     build_s = time.perf_counter() - t0
 
     aug = OmegaConf.load(REPO_ROOT / "configs/image_classifier/loader/default.yaml").augment
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    aug.mean = aug.mean or list(IMAGENET_DEFAULT_MEAN)  # null: the backbone's (EfficientNet's)
+    aug.std = aug.std or list(IMAGENET_DEFAULT_STD)
     transform = build_transforms(aug, args.size, train=True)
     rng = np.random.default_rng(0)
     ids = [cache.ids[i] for i in rng.permutation(len(cache.ids))]

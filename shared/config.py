@@ -23,6 +23,33 @@ class ConfigError(InputError, ValueError):
     """The composed config does not fit the project's schema."""
 
 
+def settings_key(settings: Any) -> str:
+    """8 hex digits naming a generator's settings: `${settings_key:${data.synthetic}}` in a
+    smoke config keys its data folder, so other settings (`debug=tiny`) get another folder
+    instead of replacing the data set, fold file and OOF scores earlier runs refer to."""
+    import hashlib
+    import json
+
+    if isinstance(settings, DictConfig):
+        settings = OmegaConf.to_container(settings, resolve=True)
+    text = json.dumps(_numbers_as_floats(settings), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _numbers_as_floats(value: Any) -> Any:
+    """25 and 25.0 name the same setting (YAML gives one, the typed schema the other)."""
+    if isinstance(value, dict):
+        return {k: _numbers_as_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers_as_floats(v) for v in value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+OmegaConf.register_new_resolver("settings_key", settings_key, replace=True)
+
+
 @dataclass
 class PathsConfig:
     root_dir: str
@@ -83,8 +110,44 @@ def validate(cfg: DictConfig, schema: type[T]) -> T:
     missing = sorted(OmegaConf.missing_keys(merged))
     if missing:
         raise ConfigError(f"config key(s) without a value: {', '.join(missing)}")
+    check_ranges(OmegaConf.to_container(merged))
     OmegaConf.set_readonly(merged, True)
     return merged  # type: ignore[return-value]
+
+
+# Bounds by a key's last name, for every project at once: a value out of range fails at start-up
+# naming the key (`batch_size=0`, `trainer.max_epochs=-1` and `seed=-1` failed deep inside a run).
+_AT_LEAST_1 = [
+    *("batch_size", "eval_batch_size", "max_epochs", "beam_size", "accumulate_grad_batches"),
+    *("num_boost_round", "iterations", "n_bags", "image_size", "max_len", "max_length"),
+    *("n_embd", "n_head", "n_layer", "n_positions", "candidates", "context_passages"),
+    *("encode_chunk", "num_nodes", "vocab_size", "log_every_n_steps", "neg_per_pos"),
+]
+_AT_LEAST_0 = [
+    *("seed", "fold_seed", "num_workers", "early_stopping_patience", "freeze_epochs"),
+    *("weight_decay", "dropout", "label_smoothing", "gradient_clip_val", "warmup_fraction"),
+]
+LOWER_BOUNDS: dict[str, tuple[float, bool]] = {  # name -> (bound, bound allowed)
+    **dict.fromkeys(_AT_LEAST_1, (1, True)),
+    "n_folds": (2, True),
+    **dict.fromkeys(_AT_LEAST_0, (0, True)),
+    **dict.fromkeys(("lr", "learning_rate"), (0, False)),
+}
+
+
+def check_ranges(tree: Any, prefix: str = "") -> None:
+    """Raise ConfigError for the first number below its `LOWER_BOUNDS` (None is left alone)."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            check_ranges(value, f"{prefix}{key}.")
+        return
+    name = prefix[:-1].rsplit(".", 1)[-1]
+    if name not in LOWER_BOUNDS or isinstance(tree, bool) or not isinstance(tree, int | float):
+        return
+    bound, inclusive = LOWER_BOUNDS[name]
+    if tree < bound or (tree == bound and not inclusive):
+        need = f"at least {bound}" if inclusive else f"above {bound}"
+        raise ConfigError(f"config key '{prefix[:-1]}': must be {need}, got {tree}")
 
 
 def require_dir(path: str | Path, what: str, how_to_get: str) -> Path:

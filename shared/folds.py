@@ -12,6 +12,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from shared.errors import InputError
+from shared.locks import write_atomically
 
 FOLD_COLUMN = "fold"
 
@@ -41,6 +42,12 @@ def assign_folds(
     for col in (id_col, group_col, target_col):
         if col not in df.columns:
             raise KeyError(f"fold assignment needs column '{col}'")
+    n_pos = int((df[target_col] == 1).sum())
+    if n_pos < n_splits:  # a fold without a positive has no pAUC: refuse before writing
+        raise TooFewGroupsError(
+            f"{n_pos} positive rows ({target_col}=1) cannot give each of {n_splits} folds one; "
+            "check the target column or lower data.n_folds"
+        )
     n_groups = df[group_col].nunique()
     if n_groups < n_splits:
         raise TooFewGroupsError(f"{n_groups} groups in '{group_col}' cannot fill {n_splits} folds")
@@ -152,7 +159,7 @@ def load_or_create_folds(
         df, id_col=id_col, group_col=group_col, target_col=target_col, n_splits=n_splits, seed=seed
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    folds.to_csv(path, index=False)
+    write_atomically(path, folds.to_csv(index=False))  # a run starting beside sees all or none
     return folds
 
 
@@ -166,3 +173,29 @@ def attach_folds(df: pd.DataFrame, folds: pd.DataFrame, id_col: str) -> pd.DataF
         raise ValueError(f"{n} rows have no fold in the fold file")
     out[FOLD_COLUMN] = out[FOLD_COLUMN].astype("int64")
     return out
+
+
+def scored_folds(n_folds: int, requested: list[int] | None, holdout: int | None) -> list[int]:
+    """The folds a run scores: `cv.folds` when given, else every fold but the held-out one.
+
+    Checked before any data is read, so `cv.folds=[7]` of five folds fails at start-up
+    naming the key instead of training a "fold" on all the data.
+    """
+    from shared.config import ConfigError
+
+    if holdout is not None and not 0 <= holdout < n_folds:
+        raise ConfigError(
+            f"config key 'data.holdout_fold': {holdout} is not a fold 0..{n_folds - 1}"
+        )
+    if requested is None:
+        return [k for k in range(n_folds) if k != holdout]
+    folds = [int(k) for k in requested]
+    bad = [k for k in folds if not 0 <= k < n_folds]
+    if not folds or bad or len(set(folds)) != len(folds):
+        raise ConfigError(
+            f"config key 'cv.folds': {folds} must be distinct folds 0..{n_folds - 1} "
+            "(or null for all)"
+        )
+    if holdout in folds:
+        raise ConfigError(f"config key 'cv.folds': fold {holdout} is data.holdout_fold (set aside)")
+    return sorted(folds)

@@ -14,13 +14,14 @@ import os
 import platform
 import traceback
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from shared import REPO_ROOT
 from shared.errors import ModelNotFoundError
 from shared.interrupts import interruption, sigterm_raises
+from shared.locks import lock_for
 from shared.logging import get_logger
 from shared.provenance import (
     config_to_container,
@@ -59,9 +60,27 @@ def get_mlflow():
     os.environ.setdefault("DO_NOT_TRACK", "true")
     import mlflow
 
-    check_tracking_server(tracking_uri())
-    mlflow.set_tracking_uri(tracking_uri())
+    uri = tracking_uri()
+    check_tracking_server(uri)
+    mlflow.set_tracking_uri(uri)
+    local = _local_store(uri)
+    if local is not None and uri not in _SCHEMA_READY:
+        # a brand-new SQLite store: the first process creates the tables while the others
+        # wait (two at once collide: "duplicate column name: step")
+        with lock_for(local):
+            mlflow.MlflowClient().search_experiments(max_results=1)
+        _SCHEMA_READY.add(uri)
     return mlflow
+
+
+_SCHEMA_READY: set[str] = set()
+
+
+def _local_store(uri: str) -> Path | None:
+    """The SQLite file behind a `sqlite:///` URI (None for a server)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///") :])
 
 
 def get_or_create_experiment(name: str) -> str:
@@ -242,6 +261,39 @@ def register_if_better(
     version = mlflow.register_model(model_uri, name).version
     client.set_model_version_tag(name, version, metric, str(value))
     client.set_model_version_tag(name, version, MODEL_FORMAT_TAG, str(model_format))
+    local = _local_store(tracking_uri())
+    # compare-and-set: the champion read and the alias moved under one lock (local stores),
+    # so two runs finishing together can never both take the alias on a stale comparison
+    with lock_for(f"{local}.{name}.champion") if local else nullcontext():
+        promote = _better_than_champion(
+            client, name, version, metric, value, higher_is_better, model_format
+        )
+        if promote:
+            client.set_registered_model_alias(name, CHAMPION, version)
+    if promote:
+        log.info("%s v%s is the new %s (%s=%.4f)", name, version, CHAMPION, metric, value)
+    else:
+        log.info(
+            "%s v%s registered; %s stays (%s=%.4f not better)",
+            name,
+            version,
+            CHAMPION,
+            metric,
+            value,
+        )
+    return str(version), promote
+
+
+def _better_than_champion(
+    client: Any,
+    name: str,
+    version: str,
+    metric: str,
+    value: float,
+    higher_is_better: bool,
+    model_format: int,
+) -> bool:
+    """Whether `version` should take the champion alias from the current holder."""
     try:
         current = client.get_model_version_by_alias(name, CHAMPION)
     except Exception:
@@ -263,19 +315,7 @@ def register_if_better(
         best = None if best is None else float(best)
         if best is not None:
             promote = value > best if higher_is_better else value < best
-    if promote:
-        client.set_registered_model_alias(name, CHAMPION, version)
-        log.info("%s v%s is the new %s (%s=%.4f)", name, version, CHAMPION, metric, value)
-    else:
-        log.info(
-            "%s v%s registered; %s stays (%s=%.4f not better)",
-            name,
-            version,
-            CHAMPION,
-            metric,
-            value,
-        )
-    return str(version), promote
+    return promote
 
 
 def announce(run: Any, metric: str, value: float) -> None:

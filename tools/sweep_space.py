@@ -24,9 +24,11 @@ class Space:
     direction: str
     params: dict[str, dict[str, Any]]
     sampler: dict[str, Any]
-    pruner: dict[str, Any]
+    pruner: dict[str, Any] | None  # MedianPruner arguments; null: never prune
     report_metric: str | None
     overrides: list[str]  # fixed for every trial, e.g. per-trial output files
+    objective: str  # the metric a trial returns: the task metric on the holdout fold
+    holdout_fold: int  # trials score only this fold; the chosen config is re-run without it
 
 
 def load_space(project: str, name: str) -> Space:
@@ -38,11 +40,16 @@ def load_space(project: str, name: str) -> Space:
         found = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise SweepError(f"no search space {path} (spaces of {project}: {found or 'none'})")
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    unknown = set(raw) - {"direction", "params", "sampler", "pruner", "report_metric", "overrides"}
+    known = {"direction", "params", "sampler", "pruner", "report_metric", "overrides"}
+    unknown = set(raw) - known - {"objective", "holdout_fold"}
     if unknown:
         raise SweepError(f"{path}: unknown keys {sorted(unknown)}")
     if raw.get("direction") not in ("maximize", "minimize"):
         raise SweepError(f"{path}: direction must be maximize or minimize")
+    if not isinstance(raw.get("objective"), str):
+        raise SweepError(f"{path}: objective must name a metric of the run (e.g. oof_pauc)")
+    if not isinstance(raw.get("holdout_fold"), int) or isinstance(raw["holdout_fold"], bool):
+        raise SweepError(f"{path}: holdout_fold must be a fold number of the fold file")
     params = raw.get("params") or {}
     if not params:
         raise SweepError(f"{path}: params is empty")
@@ -58,9 +65,11 @@ def load_space(project: str, name: str) -> Space:
         direction=raw["direction"],
         params=params,
         sampler=raw.get("sampler") or {},
-        pruner=raw.get("pruner") or {},
+        pruner=raw.get("pruner"),
         report_metric=raw.get("report_metric"),
         overrides=list(raw.get("overrides") or []),
+        objective=raw["objective"],
+        holdout_fold=raw["holdout_fold"],
     )
 
 

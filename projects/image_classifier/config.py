@@ -24,8 +24,8 @@ class AugmentConfig:
     contrast: float
     saturation: float
     hue: float
-    mean: list[float]
-    std: list[float]
+    mean: list[float] | None  # null: the backbone's own (timm's resolve_model_data_config)
+    std: list[float] | None
 
 
 @dataclass

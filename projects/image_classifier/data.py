@@ -40,7 +40,10 @@ ImageSource = HDF5ImageStore | DecodedImageCache | TrunkFeatures  # what LesionD
 
 
 def build_transforms(aug: Any, image_size: int, train: bool) -> v2.Compose:
-    """torchvision v2 pipeline; every augmentation strength comes from config."""
+    """torchvision v2 pipeline; every augmentation strength comes from config, the mean and
+    std from the backbone (`model.with_backbone_preprocessing` resolves null ones first)."""
+    if aug.mean is None or aug.std is None:
+        raise ValueError("loader.augment.mean/std unresolved: use with_backbone_preprocessing")
     # Geometry first, on uint8 tensors at the target size: colour ops then touch few pixels.
     tail = [
         v2.ToDtype(torch.float32, scale=True),

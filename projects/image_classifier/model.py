@@ -24,6 +24,26 @@ def create_backbone(name: str, pretrained: bool) -> nn.Module:
     return create_timm_model(name, pretrained, num_classes=0, global_pool="")
 
 
+def with_backbone_preprocessing(cfg: Any) -> Any:
+    """`cfg` with `loader.augment.mean/std` filled in from the backbone's pretrained config
+    where they are null, so training, OOF scoring and the served bundle normalise alike."""
+    from omegaconf import OmegaConf
+
+    aug = cfg.loader.augment
+    if aug.mean is not None and aug.std is not None:
+        return cfg
+    import timm
+
+    data_cfg = timm.data.resolve_model_data_config(create_backbone(cfg.model.backbone, False))
+    resolved = {
+        "mean": list(aug.mean) if aug.mean is not None else [float(v) for v in data_cfg["mean"]],
+        "std": list(aug.std) if aug.std is not None else [float(v) for v in data_cfg["std"]],
+    }
+    out = OmegaConf.merge(cfg, {"loader": {"augment": resolved}})
+    OmegaConf.set_readonly(out, True)
+    return out
+
+
 class LesionClassifier(nn.Module):
     """backbone -> GeM -> dropout -> linear: one malignancy logit per image.
 

@@ -23,7 +23,12 @@ from projects.image_classifier.data import (
     check_trunk_cache,
     load_lesions,
 )
-from projects.image_classifier.model import LesionClassifier, oof_summary, trunk_features
+from projects.image_classifier.model import (
+    LesionClassifier,
+    oof_summary,
+    trunk_features,
+    with_backbone_preprocessing,
+)
 from projects.image_classifier.module import fit_folds, oof_lesion_focus
 from projects.image_classifier.pyfunc import build_bundle, pick_examples
 from projects.image_classifier.report import log_oof
@@ -32,7 +37,7 @@ from shared import tracking
 from shared.cli import hydra_entry
 from shared.config import to_dict, validate
 from shared.datasets import isic2024 as isic
-from shared.folds import FOLD_COLUMN
+from shared.folds import scored_folds
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -40,17 +45,19 @@ log = get_logger(__name__)
 
 def run(raw_cfg: DictConfig, callbacks: list[Callback] | None = None) -> dict[str, float]:
     """Train every fold, write the OOF file, log and register; returns the summary metrics."""
-    cfg: ImageClassifierConfig = validate(raw_cfg, ImageClassifierConfig)
+    cfg: ImageClassifierConfig = with_backbone_preprocessing(
+        validate(raw_cfg, ImageClassifierConfig)
+    )
     check_options(cfg.loader.sampling.mode, cfg.cv.selection, cfg.cv.inner_fraction)
     check_trunk_cache(cfg)
+    folds = scored_folds(cfg.data.n_folds, cfg.cv.folds, cfg.data.holdout_fold)
+    every = scored_folds(cfg.data.n_folds, None, cfg.data.holdout_fold)
+    partial = cfg.partial or folds != every  # no shared OOF file, no registry
     torch.set_float32_matmul_precision("high")
     run_dir = resolve_run_dir(cfg.run_dir, cfg.paths.output_dir, "image_classifier")
     scan_root = None if cfg.run_dir else Path(cfg.paths.output_dir) / "image_classifier"
     state = open_state(run_dir, to_dict(cfg), cfg.resume, scan_root)
     frame, store, images = load_lesions(cfg.data, cfg.loader, cfg.paths.cache_dir)
-    all_folds = sorted(int(k) for k in frame[FOLD_COLUMN].unique())
-    folds = list(cfg.cv.folds) if cfg.cv.folds is not None else all_folds
-    partial = cfg.partial or set(folds) != set(all_folds)  # no shared OOF file, no registry
     oof_file = run_dir / "oof.csv" if partial else Path(cfg.oof_file)
     n_pos = frame[isic.TARGET].sum()
     log.info("%d images, %d positives, folds %s, run dir %s", len(frame), n_pos, folds, run_dir)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,23 @@ def _blank(value: Any) -> bool:
     )
 
 
+def extra_option_columns(columns: Iterable[Any]) -> list[str]:
+    """Columns named like options past E (`F`, `G`, ...): the public format has exactly five
+    options, and the reader scores A-E only, so such a column would be dropped unread."""
+    return [str(c) for c in columns if re.fullmatch(r"[F-Z]", str(c).strip())]
+
+
 def check_questions(df: pd.DataFrame, source: str) -> None:
     """Every row has a prompt and five non-empty options (not blank, not NaN/None), else a
-    BadQuestionError naming the first bad row: a missing option must not be ranked."""
+    BadQuestionError naming the first bad row: a missing option must not be ranked. Option
+    columns past E are refused, naming them (they would be silently left unread)."""
+    extra = extra_option_columns(df.columns)
+    if extra:
+        raise BadQuestionError(
+            f"{source} has option column(s) {', '.join(extra)} beyond A-E: the LLM Science "
+            "Exam format has exactly five options (id, prompt, A, B, C, D, E[, answer]); "
+            "drop the extra options or keep five per question"
+        )
     fields = ["prompt", *LETTERS]
     missing = [c for c in fields if c not in df.columns]
     if missing:
@@ -54,14 +68,22 @@ def check_questions(df: pd.DataFrame, source: str) -> None:
 
 
 def read_questions(path: str | Path, require_answer: bool) -> pd.DataFrame:
-    """train.csv / test.csv: `id, prompt, A..E[, answer]`, checked row by row."""
+    """train.csv / test.csv: `id, prompt, A..E[, answer]`, checked row by row; an empty file
+    or one with a header but no rows is refused, naming the file."""
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"question file not found: {path.resolve()}. {HOW_TO_GET}")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise BadQuestionError(f"question file {path} is empty: no header, no rows") from None
     if "id" not in df.columns:
         raise BadQuestionError(f"{path.name} lacks the 'id' column")
     check_questions(df.reset_index(drop=True), path.name)
+    if df.empty:
+        raise BadQuestionError(
+            f"question file {path} has a header ({', '.join(map(str, df.columns))}) but no rows"
+        )
     if require_answer or "answer" in df.columns:
         if "answer" not in df.columns:
             raise BadQuestionError(f"{path.name} has no 'answer' column")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +23,9 @@ from projects.retrieval_qa.retrieval import (
     DenseIndex,
     SparseIndex,
     cache_keys,
-    cached_stage,
     encode_devices,
-    stage_dir,
 )
+from projects.retrieval_qa.store import cached_stage, stage_dir, verify_stage
 from shared.config import to_dict
 from shared.errors import DataNotFoundError
 from shared.pretrained import content_hash, model_fingerprint
@@ -103,7 +100,9 @@ class Retriever:
     @classmethod
     def load(cls, folder: Path) -> Retriever:
         """The retriever a manifest names, from `$RETRIEVAL_QA_INDEX_STORE` when set (a serving
-        machine with the store elsewhere), else the store path recorded at training."""
+        machine with the store elsewhere), else the store path recorded at training. Each stage
+        folder is verified against its own manifest first (sizes, sha256): a damaged one is
+        refused (`StoreDamagedError` naming the folder and file), never served."""
         meta = json.loads((folder / "retriever.json").read_text())
         store = Path(os.environ.get(INDEX_STORE_ENV) or meta["index_store"])
         stages = {s: store / name for s, name in meta["stages"].items()}
@@ -115,6 +114,8 @@ class Retriever:
                 f"store ({meta['index_store']}) into {store}, or set {INDEX_STORE_ENV} to a "
                 "folder that holds them."
             )
+        for path in stages.values():
+            verify_stage(path)
         dense = DenseIndex(
             meta["encoder"],
             meta["index_type"],
@@ -187,32 +188,6 @@ class QAPipeline:
             meta["context_passages"],
             meta["max_length"],
         )
-
-
-def publish_index(stages: dict[str, str], store: str | Path) -> tuple[dict[str, str], list[str]]:
-    """Stage folders (`<stage>-<content hash>`) copied into the shared index `store` once per
-    hash: a folder already there is reused, never copied again, and a copy lands under a
-    temporary name renamed into place, so a reader never sees half an index. Returns the
-    stages' paths in the store and the names actually copied (none when store = cache)."""
-    store = Path(store)
-    store.mkdir(parents=True, exist_ok=True)
-    out, copied = {}, []
-    for stage, src in stages.items():
-        dst = store / Path(src).name
-        if Path(src).resolve() != dst.resolve() and not dst.is_dir():
-            tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=store))
-            try:
-                shutil.copytree(src, tmp, dirs_exist_ok=True)
-                try:
-                    os.rename(tmp, dst)
-                    copied.append(dst.name)
-                except OSError:  # another run published the same hash first: keep theirs
-                    if not dst.is_dir():
-                        raise
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        out[stage] = str(dst)
-    return out, copied
 
 
 def cache_inputs(cfg: Any) -> dict[str, Any]:

@@ -17,6 +17,8 @@ class Question(Row):
     row (`check_questions`), instead of a bare validation error; an absent option column is
     refused there too ("five options")."""
 
+    IGNORED = ("answer",)  # a train.csv row's label: accepted over REST, never read
+
     id: str | None = None
     prompt: str | None = None
     A: str | None = None

@@ -3,22 +3,16 @@
 Each index is cached under a content hash of everything that shapes it (`cache_keys`): the
 corpus, the chunking code and settings, the encoder's weights, the index and BM25 settings and
 the bm25s version, so a changed input builds a new index instead of silently reusing a stale
-one. A stage is built in a temporary folder and renamed into place (`cached_stage`), so an
-interrupted build is never found by a later run; a cached stage that fails to load is rebuilt.
-One module past ~400 lines on purpose: the three retrievers share that cache-key and staged-
-build machinery, and the hybrid one is the other two plus the fusion.
+one. How a stage is built, sealed with a manifest, verified and published: `store.py`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,11 +20,8 @@ import pandas as pd
 from projects.retrieval_qa.chunking import PassageStore, passage_column
 from projects.retrieval_qa.fusion import recall_at_k
 from shared.device import select_device
-from shared.logging import get_logger
 from shared.pretrained import resolve_model_path
 
-log = get_logger(__name__)
-T = TypeVar("T")
 # How SparseIndex turns text into BM25 terms; part of the BM25 cache key.
 SPARSE_TOKENIZER = "bm25s.tokenization.Tokenizer(stopwords=en, lower) ids"
 
@@ -57,42 +48,6 @@ def cache_keys(
         "dense": content_key("dense", passages, encoder_fingerprint, dense),
         "bm25": content_key("bm25", passages, bm25, bm25s_version, SPARSE_TOKENIZER),
     }
-
-
-def stage_dir(cache_root: str | Path, stage: str, key: str) -> Path:
-    """`cache_root/stage-key`: a stage's outputs live there; a new key means a new folder."""
-    return Path(cache_root) / f"{stage}-{key}"
-
-
-def cached_stage(
-    cache_root: str | Path,
-    stage: str,
-    key: str,
-    build: Callable[[Path], T],
-    load: Callable[[Path], T],
-) -> tuple[T, bool]:
-    """(result, from_cache): load `cache_root/stage-key`, or `build(folder)` into a temporary
-    folder renamed into place only once complete. A cached folder that fails to load is
-    removed and rebuilt, with a warning."""
-    final = stage_dir(cache_root, stage, key)
-    if final.is_dir():
-        try:
-            return load(final), True
-        except Exception as exc:  # a truncated or foreign file: rebuild rather than fail forever
-            log.warning("cached %s at %s failed to load (%s); rebuilding it", stage, final, exc)
-            shutil.rmtree(final, ignore_errors=True)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    try:
-        result = build(tmp)
-        try:
-            os.rename(tmp, final)  # atomic on one file system
-        except OSError:  # another run finished the same stage first: keep theirs
-            if not final.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return result, False
 
 
 # The index kinds that keep only compressed codes: their candidates are re-scored exactly from

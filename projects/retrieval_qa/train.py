@@ -22,9 +22,10 @@ from projects.retrieval_qa.data import (
 )
 from projects.retrieval_qa.model import load_reader, map3
 from projects.retrieval_qa.module import fit_reader
-from projects.retrieval_qa.pipeline import QAPipeline, build_retriever, publish_index
+from projects.retrieval_qa.pipeline import QAPipeline, build_retriever
 from projects.retrieval_qa.report import samples_markdown
 from projects.retrieval_qa.retrieval import retrieval_recalls
+from projects.retrieval_qa.store import publish_index
 from projects.retrieval_qa.synthetic import ensure_dataset
 from shared import tracking
 from shared.cli import hydra_entry

@@ -25,6 +25,11 @@ class FeaturesConfig:
 
 
 @dataclass
+class CVConfig:
+    folds: list[int] | None  # null = every fold (but data.holdout_fold); a list = a partial run
+
+
+@dataclass
 class LightGBMConfig:
     num_boost_round: int
     params: dict[str, Any]
@@ -63,4 +68,5 @@ class TabularGBMConfig:
     tracking: TrackingConfig
     data: TabularDataConfig
     features: FeaturesConfig
+    cv: CVConfig
     model: ModelConfig

@@ -143,7 +143,9 @@ def build_features(
     numeric_cols = isic.NUMERIC + spec.extra_numeric
     # A frame handed to the registered model directly: text in a numeric column fails by name.
     base, _ = isic.coerce_numeric(df[numeric_cols], numeric_cols, "metadata", in_file=False)
-    engineered = pd.concat([lesion_ratios(df), position_features(df)], axis=1)
+    # engineered from the coerced floats: a column missing on every row of a batch (a patient
+    # whose age is unknown) arrives as None objects, which arithmetic would leave as objects
+    engineered = pd.concat([lesion_ratios(base), position_features(base)], axis=1)
     numeric = pd.concat([base, engineered], axis=1).replace([np.inf, -np.inf], np.nan)
     parts = [numeric]
     if patient_norm:

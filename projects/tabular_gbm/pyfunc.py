@@ -31,6 +31,7 @@ MetadataRow = create_model(
     **{c: (float | None, None) for c in isic.NUMERIC},
     **{c: (str | None, None) for c in isic.CATEGORICAL},
 )
+MetadataRow.IGNORED = tuple(isic.OTHER)  # in test-metadata.csv, never read by the model
 # The stacked model's row: the metadata plus image_classifier's `image_score`, as it returned it.
 StackedMetadataRow = create_model(
     "StackedMetadataRow",

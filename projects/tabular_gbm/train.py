@@ -24,7 +24,7 @@ from shared import tracking
 from shared.cli import hydra_entry
 from shared.config import validate
 from shared.datasets import isic2024 as isic
-from shared.folds import FOLD_COLUMN
+from shared.folds import FOLD_COLUMN, scored_folds
 from shared.logging import get_logger
 from shared.metrics import pauc_above_tpr
 from shared.pruning import report as sweep_report
@@ -36,6 +36,9 @@ log = get_logger(__name__)
 def run(raw_cfg: DictConfig) -> dict[str, float]:
     """Compose-validated config in, headline metrics out (everything else goes to MLflow)."""
     cfg: TabularGBMConfig = validate(raw_cfg, TabularGBMConfig)
+    scored = scored_folds(cfg.data.n_folds, cfg.cv.folds, cfg.data.holdout_fold)
+    # a sweep trial scores some folds: no final fit, no model
+    partial = scored != scored_folds(cfg.data.n_folds, None, cfg.data.holdout_fold)
     seed_everything(cfg.seed, deterministic=False)
     df, extra, data_paths, bad_values = load_frame(cfg.data)
     feature_opts = {
@@ -56,10 +59,12 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
         X.shape[1],
     )
 
-    with tracking.start_pipeline_run(cfg, data_paths) as run:
+    with tracking.start_pipeline_run(
+        cfg, data_paths, tags={"partial": str(partial).lower()}
+    ) as run:
         oof = {m: np.zeros(len(df)) for m in SCORED}
         fold_metrics = []
-        for fold in sorted(np.unique(folds)):
+        for fold in scored:
             with tracking.start_run(
                 cfg.tracking.experiment,
                 run_name=f"fold_{fold}",
@@ -74,6 +79,9 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
                 log.info("fold %d: ensemble pAUC %.4f", fold, metrics["ensemble_pauc"])
             sweep_report(np.mean([m["ensemble_pauc"] for m in fold_metrics]), int(fold))
 
+        rows = np.isin(folds, scored)  # every row unless partial
+        df, X, y = df[rows].reset_index(drop=True), X[rows].reset_index(drop=True), y[rows]
+        oof = {m: v[rows] for m, v in oof.items()}
         summary = cv_summary(y, oof, fold_metrics, min_tpr)
         feat_name, summary["best_single_feature_pauc"] = best_single_feature(
             df, y, isic.NUMERIC, min_tpr
@@ -89,6 +97,9 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
         tracking.log_metrics(summary)
         tracking.get_mlflow().set_tag("best_single_feature", feat_name)
         log_cv_artifacts(df, oof, spec.columns, min_tpr)
+        if partial:
+            log.info("partial run (cv.folds=%s): no final fit, nothing registered", scored)
+            return summary
 
         log.info("final fit on all %d lesions", len(df))
         final = fit_ensemble(X, y, cfg.model, cfg.seed)

@@ -123,6 +123,7 @@ class IsicDataConfig:
     n_folds: int
     fold_seed: int
     group_col: str
+    holdout_fold: int | None  # patients set aside (a sweep's selection fold)
     on_bad_values: str  # fail | warn: text in a numeric column (`sixty`, `3,5`)
     generate: bool
     synthetic: SyntheticConfig | None

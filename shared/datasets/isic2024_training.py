@@ -9,14 +9,15 @@ import pandas as pd
 
 from shared.datasets import isic2024 as isic
 from shared.datasets.isic2024_synthetic import ensure_dataset
-from shared.folds import attach_folds, load_or_create_folds
+from shared.folds import FOLD_COLUMN, attach_folds, load_or_create_folds
 
 
 def load_training_frame(data_cfg: isic.IsicDataConfig) -> pd.DataFrame:
     """train-metadata.csv with the shared fold column (the fold file is created on first use).
 
     Smoke configs (`generate: true`) write the generated data set first when it is missing.
-    Both ISIC projects start here, so they always train on the same rows and folds.
+    Both ISIC projects start here, so they always train on the same rows and folds. The
+    patients of `holdout_fold` are dropped (a sweep selects on them; see tools.sweep).
     """
     if data_cfg.generate:
         ensure_dataset(data_cfg.dir, **dict(data_cfg.synthetic or {}))
@@ -31,4 +32,9 @@ def load_training_frame(data_cfg: isic.IsicDataConfig) -> pd.DataFrame:
         n_splits=data_cfg.n_folds,
         seed=data_cfg.fold_seed,
     )
-    return attach_folds(df, folds, isic.ID)
+    df = attach_folds(df, folds, isic.ID)
+    if data_cfg.holdout_fold is not None:  # set aside: never trained on, never scored
+        attrs = dict(df.attrs)
+        df = df[df[FOLD_COLUMN] != data_cfg.holdout_fold].reset_index(drop=True)
+        df.attrs.update(attrs)
+    return df

@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import Callback
 
 from projects.image_classifier.config import ImageClassifierConfig
 from projects.image_classifier.data import load_lesions
+from projects.image_classifier.model import with_backbone_preprocessing
 from projects.image_classifier.module import fit_fold
 from projects.image_classifier.state import RestartError
 from projects.image_classifier.train import run
@@ -76,7 +77,7 @@ def _snapshot(path):
 def test_the_chosen_epoch_never_depends_on_the_scored_fold(tiny, tmp_path, selection):
     """Permuting fold 0's labels changes nothing about which weights score fold 0."""
     raw = tiny("image_classifier", "trainer.max_epochs=3", f"cv.selection={selection}")
-    cfg = validate(raw, ImageClassifierConfig)
+    cfg = with_backbone_preprocessing(validate(raw, ImageClassifierConfig))
     frame, _, images = load_lesions(cfg.data, cfg.loader, cfg.paths.cache_dir)
     heldout = frame["fold"] == 0
     shuffled = frame.copy()

@@ -179,7 +179,8 @@ def test_a_recorded_smoke_run_reproduces_to_the_same_metric(tmp_path):
     assert again[0].data.tags["git_dirty"] == "false"
 
     # the data changes: the same run is now refused, naming the fingerprints
-    csv = tmp_path / "data" / "smoke" / "isic2024" / "train-metadata.csv"
+    (folder,) = (tmp_path / "data" / "smoke").glob("isic2024-*")  # keyed by its settings
+    csv = folder / "train-metadata.csv"
     csv.write_text(csv.read_text() + csv.read_text().splitlines()[-1] + "\n")
     refused = subprocess.run(cmd, cwd=clone, env=env, capture_output=True, text=True)
     assert refused.returncode == 2

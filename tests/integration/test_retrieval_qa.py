@@ -1,5 +1,6 @@
 """retrieval_qa end to end on a tiny generated set via Hydra compose, into a temporary store."""
 
+import shutil
 from pathlib import Path
 
 import mlflow
@@ -7,7 +8,10 @@ import pandas as pd
 import pytest
 
 from projects.retrieval_qa import predict as predict_mod
+from projects.retrieval_qa import train as train_mod
+from projects.retrieval_qa.pipeline import INDEX_STORE_ENV
 from projects.retrieval_qa.train import run
+from shared.cli import expected_errors
 
 MODEL = "models:/retrieval_qa-llm-science-exam-smoke@champion"
 
@@ -103,6 +107,7 @@ def test_a_truncated_dense_index_in_the_cache_is_rebuilt_with_a_warning(tiny_run
     faiss_file.write_bytes(faiss_file.read_bytes()[:100])  # an interrupted copy, say
     retriever, stats = build_retriever(typed)
     assert not stats["dense_cached"] and "failed to load" in caplog.text
+    assert "dense.faiss is 100 bytes, the manifest says" in caplog.text
     assert retriever.dense.index.ntotal == stats["n_passages"]
     assert build_retriever(typed)[1]["dense_cached"]
 
@@ -131,3 +136,60 @@ def test_registered_model_answers_end_to_end(tiny_run, tmp_path, capsys):
     predict_mod.main(["--model-uri", MODEL, "answer", q["prompt"], *[q[c] for c in "ABCDE"]])
     out = capsys.readouterr().out
     assert "Passages used:" in out and q["prompt"] in out
+
+
+def _cli_error(capsys, main, argv) -> str:
+    """The one `error: ...` line an entry point prints for an expected error (exit status 2)."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_, expected_errors():
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_serving_refuses_a_truncated_passage_store_naming_the_file(
+    tiny_run, tmp_path, monkeypatch, capsys
+):
+    """It used to answer from blank passages; the predict CLI now exits 2 with one line."""
+    cfg, _ = tiny_run
+    store = Path(shutil.copytree(cfg.cache_dir, tmp_path / "store"))  # the champion's store
+    for text in store.glob("passages-*/text.bin"):
+        text.write_bytes(text.read_bytes()[:1000])
+    monkeypatch.setenv(INDEX_STORE_ENV, str(store))
+    q = pd.read_csv(f"{cfg.data.dir}/test.csv").iloc[0]
+    argv = ["--model-uri", MODEL, "answer", q["prompt"], *[q[c] for c in "ABCDE"]]
+    err = _cli_error(capsys, predict_mod.main, argv)
+    assert f"{store}/passages-" in err and "text.bin is 1000 bytes, the manifest says" in err
+
+
+def _refuse_model_loads(monkeypatch) -> None:
+    def never(*args, **kwargs):
+        raise AssertionError("a model or index was loaded before the input was checked")
+
+    for module, name in [
+        (predict_mod, "load"),
+        (train_mod, "build_retriever"),
+        (train_mod, "load_reader"),
+    ]:
+        monkeypatch.setattr(module, name, never)
+
+
+def test_bad_question_files_are_refused_before_any_model_loads(
+    tiny_run, tiny, tmp_path, monkeypatch, capsys
+):
+    """A header-only file used to reach the model and be reported as lacking columns; a sixth
+    option column was dropped unread. Both now stop the CLIs with one line, nothing loaded."""
+    cfg, _ = tiny_run
+    _refuse_model_loads(monkeypatch)
+    questions = pd.read_csv(f"{cfg.data.dir}/test.csv", dtype=str)
+    header_only = tmp_path / "header-only.csv"
+    questions.head(0).to_csv(header_only, index=False)
+    argv = ["--model-uri", MODEL, "submit", "--input", str(header_only)]
+    assert f"{header_only} has a header" in _cli_error(capsys, predict_mod.main, argv)
+    six = tmp_path / "six-options.csv"
+    questions.head(3).assign(F="a sixth option").to_csv(six, index=False)
+    argv = ["--model-uri", MODEL, "submit", "--input", str(six)]
+    assert "option column(s) F beyond A-E" in _cli_error(capsys, predict_mod.main, argv)
+    cfg_six = tiny("retrieval_qa", f"data.extra_train=['{six}']")
+    assert "six-options.csv has option column(s) F" in _cli_error(capsys, run, cfg_six)

@@ -308,3 +308,61 @@ def test_a_full_data_run_registers_under_the_full_name_and_becomes_its_champion(
     assert not client.search_model_versions(
         f"name = 'tabular_gbm-isic2024-smoke' and run_id = '{champion.run_id}'"
     )
+
+
+def _oof_artifact(run_id: str) -> pd.DataFrame:
+    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="oof.csv")
+    return pd.read_csv(path)
+
+
+def test_a_partial_run_scores_its_folds_only_and_a_holdout_run_never_sees_its_fold(tiny_run):
+    """The two halves of a nested sweep: a trial (cv.folds=[0]) scores fold 0 and registers
+    nothing; the re-run (data.holdout_fold=0) neither trains on nor scores fold 0's patients."""
+    _, _, tiny = tiny_run
+    client = mlflow.MlflowClient()
+    versions = len(client.search_model_versions("name = 'tabular_gbm-isic2024-smoke'"))
+
+    trial = run(tiny("tabular_gbm", "cv.folds=[0]", "tracking.run_name=partial-0"))
+    rerun = run(tiny("tabular_gbm", "data.holdout_fold=0", "tracking.run_name=holdout-0"))
+
+    exp = client.get_experiment_by_name("tabular_gbm").experiment_id
+    by_name = {
+        r.info.run_name: r
+        for r in client.search_runs([exp], order_by=["start_time DESC"], max_results=20)
+    }
+    trial_oof = _oof_artifact(by_name["partial-0"].info.run_id)
+    rerun_oof = _oof_artifact(by_name["holdout-0"].info.run_id)
+    assert set(trial_oof["fold"]) == {0}
+    assert set(rerun_oof["fold"]) == {1, 2, 3, 4}
+    assert trial["oof_pauc"] == pytest.approx(by_name["partial-0"].data.metrics["oof_pauc"])
+    assert rerun["n_features"] > 0
+    assert by_name["partial-0"].data.tags["partial"] == "true"
+    assert "model_uri" not in by_name["partial-0"].data.tags  # no final fit, no model
+    assert by_name["holdout-0"].data.params["data.holdout_fold"] == "0"
+    # the holdout's patients are gone from the training frame itself
+    held = load_training_frame(tiny("tabular_gbm", "data.holdout_fold=0").data)
+    assert 0 not in set(held["fold"]) and len(held) == len(rerun_oof)
+    after = client.search_model_versions("name = 'tabular_gbm-isic2024-smoke'")
+    assert len(after) == versions + 1  # the holdout run registers, the partial one does not
+
+
+@pytest.mark.parametrize(
+    "missing",
+    [["age_approx"], ["clin_size_long_diam_mm"], isic.NUMERIC],
+    ids=["age", "size", "every-numeric"],
+)
+def test_a_patient_with_a_feature_missing_on_every_row_is_scored(tiny_run, missing):
+    """ISIC 2024 has patients whose age is unknown: a request holding only such a patient
+    has a column that is null on every row (crashed as `size_age_interaction: object`)."""
+    cfg, _, _ = tiny_run
+    model = mlflow.pyfunc.load_model("models:/tabular_gbm-isic2024-smoke@champion")
+    rows = _patients_frame(cfg)
+    patient = rows[rows[isic.PATIENT] == rows[isic.PATIENT].iloc[0]]
+    records = patient.astype(object).where(patient.notna(), None).to_dict(orient="records")
+    for r in records:
+        r.update(dict.fromkeys(missing))  # JSON null, as a REST request sends it
+    scores = np.asarray(model.predict(records), dtype=float)
+    assert len(scores) == len(records) and np.isfinite(scores).all()
+    assert ((scores >= 0) & (scores <= 1)).all()
+    dropped = [{k: v for k, v in r.items() if k not in missing} for r in records]
+    np.testing.assert_allclose(model.predict(dropped), scores)  # left out = null

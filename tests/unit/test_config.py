@@ -2,6 +2,7 @@
 
 import importlib
 import os
+import re
 import subprocess
 import sys
 
@@ -42,6 +43,26 @@ def test_wrong_type_fails_naming_the_key(project_config):
     cfg = project_config("tabular_gbm", "model.neg_ratio=lots")
     with pytest.raises(ConfigError, match="model.neg_ratio"):
         validate(cfg, _schema("tabular_gbm"))
+
+
+@pytest.mark.parametrize(
+    ("project", "override", "message"),
+    [
+        ("image_classifier", "seed=-1", "'seed': must be at least 0, got -1"),
+        ("image_classifier", "trainer.max_epochs=-1", "'trainer.max_epochs': must be at least 1"),
+        ("image_classifier", "loader.batch_size=0", "'loader.batch_size': must be at least 1"),
+        ("captioning", "data.batch_size=0", "'data.batch_size': must be at least 1"),
+        ("retrieval_qa", "reader.eval_batch_size=0", "'reader.eval_batch_size': must be at least"),
+        ("tabular_gbm", "data.n_folds=1", "'data.n_folds': must be at least 2"),
+        ("tabular_gbm", "model.lightgbm.params.learning_rate=0", "must be above 0"),
+        ("captioning", "optim.lr=-0.1", "'optim.lr': must be above 0"),
+    ],
+)
+def test_a_value_out_of_range_fails_at_start_up_naming_the_key(
+    project_config, project, override, message
+):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate(project_config(project, override), _schema(project))
 
 
 def test_cli_fails_at_start_up_naming_the_key():
@@ -132,3 +153,15 @@ def test_registered_model_is_named_after_project_and_data_set(project_config, pr
     full = validate(project_config(project, "experiment=full"), _schema(project))
     assert smoke.tracking.model_name == f"{project}-{smoke.data.name}"
     assert smoke.data.name.endswith("-smoke") and not full.data.name.endswith("-smoke")
+
+
+@pytest.mark.parametrize("project", sorted(SCHEMAS))
+def test_smoke_data_folders_are_keyed_by_the_generator_settings(project_config, project):
+    """`debug=tiny` gets its own folder (it once replaced the smoke data set that fold files,
+    OOF scores and earlier runs refer to), and the key reads the same before and after the
+    schema turns 25 into 25.0."""
+    smoke = project_config(project, "experiment=smoke")
+    tiny = project_config(project, "experiment=smoke", "debug=tiny")
+    assert smoke.data.dir != tiny.data.dir
+    for cfg in (smoke, tiny):
+        assert validate(cfg, _schema(project)).data.dir == cfg.data.dir

@@ -112,3 +112,68 @@ def test_fold_file_listing_an_id_twice_is_refused(tmp_path):
 def test_too_few_groups_for_the_folds():
     with pytest.raises(InputError, match="cannot fill"):
         assign_folds(_frame(3), seed=0, **KW)
+
+
+def test_scored_folds_all_but_the_holdout_and_bad_choices_fail_naming_the_key():
+    from shared.config import ConfigError
+    from shared.folds import scored_folds
+
+    assert scored_folds(5, None, None) == [0, 1, 2, 3, 4]
+    assert scored_folds(5, None, 2) == [0, 1, 3, 4]
+    assert scored_folds(5, [3, 1], None) == [1, 3]
+    for requested, holdout, key in (
+        ([7], None, "cv.folds"),  # once trained a "fold" on all the data
+        ([], None, "cv.folds"),
+        ([1, 1], None, "cv.folds"),
+        ([-1], None, "cv.folds"),
+        ([0], 0, "cv.folds"),
+        (None, 5, "data.holdout_fold"),
+    ):
+        with pytest.raises(ConfigError, match=key):
+            scored_folds(5, requested, holdout)
+
+
+@pytest.mark.parametrize("n_pos", [0, 1, 4])
+def test_too_few_positives_for_the_folds_fail_before_a_fold_file_is_written(tmp_path, n_pos):
+    df = _frame().assign(target=0)
+    df.loc[df.index[:n_pos], "target"] = 1
+    path = tmp_path / "folds.csv"
+    with pytest.raises(InputError, match=f"{n_pos} positive rows"):
+        load_or_create_folds(df, path, seed=0, **KW)
+    assert not path.exists()
+
+
+def test_two_processes_creating_one_smoke_data_set_generate_it_once(tmp_path):
+    """Started together, both runs get the complete data set; the generator ran once."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(3)
+    out = tmp_path / "smoke"
+    procs = [ctx.Process(target=_generate_after, args=(barrier, out, tmp_path)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert len(list(tmp_path.glob("wrote-*"))) == 1
+    assert (out / "data.txt").read_text() == "x" * 100_000
+
+
+def _slow_writer(out, n):
+    import os
+    import time
+
+    (out.parent / f"wrote-{os.getpid()}").touch()
+    with open(out / "data.txt", "w") as f:
+        for _ in range(n // 1000):
+            f.write("x" * 1000)
+            time.sleep(0.001)
+
+
+def _generate_after(barrier, out, tmp_path):
+    from shared.synthetic import ensure_generated
+
+    barrier.wait()
+    got = ensure_generated(out, _slow_writer, n=100_000)
+    assert (got / "data.txt").read_text() == "x" * 100_000  # never half a data set

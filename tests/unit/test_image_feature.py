@@ -63,3 +63,43 @@ def test_the_model_is_chosen_by_the_image_alone():
     np.testing.assert_allclose(serving_feature(scores, refs, [1, 0]), [0.5, 0.5])
     with pytest.raises(ValueError, match="references"):
         serving_feature(scores, refs[:1], [0, 1])
+
+
+def test_a_training_lesion_is_ranked_among_its_own_folds_scores_only():
+    """Fold models score on different scales: ranking a lesion against another fold's scores
+    (a `folds != k` slip) would put all of fold 2 at the top. Three folds, hand-checked."""
+    from shared.image_feature import training_feature
+
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+    folds = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    feature = training_feature(scores, folds)
+    for k in range(3):
+        np.testing.assert_allclose(feature[folds == k], feature[folds == 0])  # same ranks
+    assert feature[0] < feature[1] < feature[2]
+
+
+def test_each_served_image_is_scored_by_the_model_its_key_names():
+    """Model m's score, placed against model m's own OOF scores, for key % n_models == m."""
+    from shared.image_feature import serving_feature
+
+    refs = [np.linspace(0, 1, 101), np.linspace(0, 10, 101), np.linspace(0, 100, 101)]
+    scores = np.array([[0.5, 0.5, 0.5], [5.0, 5.0, 5.0], [90.0, 90.0, 90.0]])
+    keys = [3, 4, 2**63 + 2]  # -> models 0, 1 and (2**63 + 2) % 3 == 1
+    got = serving_feature(scores, refs, keys)
+    np.testing.assert_allclose(got, [0.5, 0.5, 0.5], atol=0.01)
+    assert (2**63 + 2) % 3 == 1
+    got = serving_feature(scores, refs, [2, 2, 2])  # model 2: 90 of 100
+    np.testing.assert_allclose(got, [0.9, 0.9, 0.9], atol=0.01)
+
+
+def test_keys_above_two_to_the_53_pick_the_model_an_exact_modulo_names():
+    """A key taken through float (an int64 % uint64 promotion) loses its last bits and picks
+    another fold model; keys are 64-bit, never wider."""
+    from shared.image_feature import pixel_key, serving_feature
+
+    key = 2**60 + 1  # exact: key % 3 == 2; through float64: 2**60 % 3 == 1
+    refs = [np.linspace(0, 1, 101), np.linspace(0, 10, 101), np.linspace(0, 100, 101)]
+    scores = np.array([[0.2], [2.0], [90.0]])
+    np.testing.assert_allclose(serving_feature(scores, refs, [key]), [0.9], atol=0.01)
+    image = np.random.default_rng(0).integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    assert 0 <= pixel_key(image) < 2**64

@@ -124,8 +124,18 @@ def test_cider_prefers_the_right_caption():
 
 
 def test_caption_scores_need_matching_ids():
-    with pytest.raises(ValueError, match="different ids"):
+    """The error names the ids only one side has, so the missing captions can be found."""
+    with pytest.raises(ValueError, match=r"different ids, e\.g\. \['1', '2'\]"):
         caption_scores({1: ["x"]}, {2: "x"})
+
+
+def test_caption_scores_refuse_no_images_and_an_image_without_references():
+    """No image, or an image with no reference caption, has no BLEU/CIDEr-D to report: both
+    raise instead of scoring a corpus that is not there."""
+    with pytest.raises(ValueError, match="at least one image"):
+        caption_scores({}, {})
+    with pytest.raises(ValueError, match="image 0 has no reference caption"):
+        caption_scores({0: []}, {0: "a red circle"})
 
 
 def test_reference_percentile_is_the_mid_rank_within_the_reference():
@@ -138,3 +148,19 @@ def test_reference_percentile_is_the_mid_rank_within_the_reference():
     assert reference_percentile(ref, [0.3])[0] == got[3]
     with pytest.raises(ValueError, match="non-empty"):
         reference_percentile([], [0.5])
+
+
+@pytest.mark.parametrize(
+    "reference, values",
+    [([0.1, float("nan"), 0.3], [0.2]), ([0.1, 0.3], [float("nan")]), ([0.1, None], [0.2])],
+    ids=["nan-in-reference", "nan-in-values", "missing-in-reference"],
+)
+def test_reference_percentile_refuses_a_missing_score_on_either_side(reference, values):
+    """A NaN (or a null read from a file) in the reference or in the scored values raises
+    instead of sorting to an end and passing as a percentile of 0 or 1."""
+    from shared.metrics import reference_percentile
+
+    with pytest.raises(ValueError, match="must not be NaN"):
+        reference_percentile(reference, values)
+    with pytest.raises(ValueError, match="must not be NaN"):
+        reference_percentile(values, reference)

@@ -220,3 +220,40 @@ def test_a_champion_of_an_older_model_format_gives_way_whatever_its_score(mlflow
     uri, _ = _log_model_with(exp, 0.4)  # same format again: the score decides
     _, promoted = tracking.register_if_better(uri, name, "score", 0.4, model_format=2)
     assert not promoted
+
+
+def _register_together(barrier, uri, source, value, results):
+    import os
+
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    barrier.wait()  # every process meets a brand-new store at once
+    version, promoted = tracking.register_if_better(source, "m", "score", value)
+    results.put((value, version, promoted))
+
+
+def test_runs_finishing_together_on_a_new_store_leave_the_best_as_the_one_champion(tmp_path):
+    """A brand-new SQLite store is created once (two at once crashed: duplicate column), and
+    compare-and-set promotion: the champion ends as the best version, whatever the order."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    uri = f"sqlite:///{tmp_path / 'new.db'}"
+    values = [0.3, 0.9, 0.5, 0.7]
+    barrier, results = ctx.Barrier(len(values)), ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_register_together, args=(barrier, uri, str(tmp_path / f"m{v}"), v, results)
+        )
+        for v in values
+    ]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0] * len(values)
+    client = mlflow.MlflowClient(uri)
+    champion = client.get_model_version_by_alias("m", tracking.CHAMPION)
+    assert float(champion.tags["score"]) == max(values)
+    promoted = {value for value, _, took in got if took}
+    assert max(values) in promoted  # the best took the alias, and kept it

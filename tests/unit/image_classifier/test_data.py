@@ -39,7 +39,12 @@ def _store(tmp_path, ids, corrupt=()):
 
 
 def _aug():
-    return validate(OmegaConf.load(LOADER_YAML).augment, AugmentConfig)
+    """The loader's augmentation with the normalisation a timm ImageNet backbone resolves."""
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    aug = OmegaConf.load(LOADER_YAML).augment
+    aug.mean, aug.std = list(IMAGENET_DEFAULT_MEAN), list(IMAGENET_DEFAULT_STD)
+    return validate(aug, AugmentConfig)
 
 
 def test_dataset_decodes_real_hdf5_jpeg_bytes(tmp_path):
@@ -177,9 +182,30 @@ def test_oof_prediction_reads_the_scored_fold_with_the_loader_workers(tmp_path):
     frame = pd.DataFrame(
         {"isic_id": ids, "patient_id": ids, "target": [0, 1] * 6, "fold": [0, 1, 2] * 4}
     )
-    cfg = validate(OmegaConf.merge(OmegaConf.load(LOADER_YAML), {"num_workers": 3}), LoaderConfig)
+    resolved = {"num_workers": 3, "augment": {"mean": [0.5] * 3, "std": [0.5] * 3}}
+    cfg = validate(OmegaConf.merge(OmegaConf.load(LOADER_YAML), resolved), LoaderConfig)
     dm = LesionDataModule(frame, 0, images, cfg, seed=0, selection="fixed", inner_fraction=0.2)
     loader = dm.heldout_dataloader()
     assert loader.num_workers == 3 and not loader.persistent_workers
     assert loader.dataset.images is images and len(loader.dataset) == 4
     assert loader.dataset.ids == dm.heldout_df["isic_id"].tolist()  # in order, not shuffled
+
+
+@pytest.mark.parametrize(
+    ("backbone", "mean"),
+    [("efficientnet_b0", [0.485, 0.456, 0.406]), ("tf_efficientnet_lite0", [0.5, 0.5, 0.5])],
+)
+def test_normalisation_travels_with_the_backbone_unless_overridden(project_config, backbone, mean):
+    """timm's pretrained config decides the mean and std (a TF port wants 0.5, not ImageNet's);
+    a list in the config overrides it."""
+    from projects.image_classifier.config import ImageClassifierConfig
+    from projects.image_classifier.model import with_backbone_preprocessing
+
+    raw = project_config("image_classifier", f"model.backbone={backbone}")
+    cfg = with_backbone_preprocessing(validate(raw, ImageClassifierConfig))
+    assert cfg.loader.augment.mean == pytest.approx(mean)
+    raw = project_config(
+        "image_classifier", f"model.backbone={backbone}", "loader.augment.mean=[0.1,0.2,0.3]"
+    )
+    cfg = with_backbone_preprocessing(validate(raw, ImageClassifierConfig))
+    assert cfg.loader.augment.mean == [0.1, 0.2, 0.3] and cfg.loader.augment.std is not None

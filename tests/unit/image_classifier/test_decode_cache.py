@@ -70,9 +70,9 @@ def test_cached_images_give_the_uncached_eval_tensors(tmp_path, workers):
     """The resize done once at cache time is the eval transform's: identical tensors."""
     store = _write(tmp_path / "train-image.hdf5")
     cache = DecodedImageCache.open_or_build(store, 32, tmp_path / "cache", workers=workers)
-    aug = validate(
-        OmegaConf.load(REPO / "configs/image_classifier/loader/default.yaml").augment, AugmentConfig
-    )
+    aug = OmegaConf.load(REPO / "configs/image_classifier/loader/default.yaml").augment
+    aug.mean, aug.std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # a backbone's, resolved
+    aug = validate(aug, AugmentConfig)
     t = build_transforms(aug, 32, train=False)
     ids = list(SIZES)
     plain = LesionDataset(ids, np.zeros(4), store, t)
@@ -85,9 +85,9 @@ def test_training_transform_runs_on_the_cached_image(tmp_path):
     """Random-resized crops now cut the SxS cached image (documented in the README)."""
     store = _write(tmp_path / "train-image.hdf5")
     cache = DecodedImageCache.open_or_build(store, 32, tmp_path / "cache")
-    aug = validate(
-        OmegaConf.load(REPO / "configs/image_classifier/loader/default.yaml").augment, AugmentConfig
-    )
+    aug = OmegaConf.load(REPO / "configs/image_classifier/loader/default.yaml").augment
+    aug.mean, aug.std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # a backbone's, resolved
+    aug = validate(aug, AugmentConfig)
     ds = LesionDataset(list(SIZES), np.zeros(4), cache, build_transforms(aug, 32, train=True))
     assert ds[2][0].shape == (3, 32, 32)
 
@@ -99,9 +99,9 @@ def test_workers_memory_map_the_cache_instead_of_receiving_a_copy(tmp_path):
     assert cache.__getstate__()["_array"] is None  # what a spawned worker would be sent
     sent = pickle.loads(pickle.dumps(cache))
     assert len(pickle.dumps(cache)) < cache.nbytes and np.array_equal(sent.read("ISIC_1"), first)
-    aug = validate(
-        OmegaConf.load(REPO / "configs/image_classifier/loader/default.yaml").augment, AugmentConfig
-    )
+    aug = OmegaConf.load(REPO / "configs/image_classifier/loader/default.yaml").augment
+    aug.mean, aug.std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # a backbone's, resolved
+    aug = validate(aug, AugmentConfig)
     ds = LesionDataset(list(SIZES), np.zeros(4), cache, build_transforms(aug, 32, train=False))
     loader = DataLoader(ds, batch_size=2, num_workers=2, multiprocessing_context="fork")
     assert sum(len(x) for x, _ in loader) == 4

@@ -155,3 +155,32 @@ def test_every_bag_fits_on_its_own_draw_of_the_negatives(monkeypatch):
     assert all(len(n) == 2 * len(positives) for n in negatives)
     assert negatives[0] != negatives[1] and negatives[1] != negatives[2] != negatives[0]
     assert negatives == [set(undersample(y, 2, s)) - positives for s in bag_seeds(7, 3)]
+
+
+def test_best_single_feature_scores_the_median_filled_column_at_the_asked_tpr():
+    """The bar is the column's pAUC above the asked min TPR (not the default 0.8), in its
+    better direction, with missing values filled by the column's median."""
+    from shared.metrics import pauc_above_tpr
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(10), np.zeros(30)].astype(int)
+    x = rng.normal(size=40) + 0.8 * y  # both signs, so 1 / x would reorder it
+    x[[3, 20]] = np.nan
+    filled = pd.Series(x).fillna(np.nanmedian(x)).to_numpy()
+    expected = max(pauc_above_tpr(y, filled, 0.5), pauc_above_tpr(y, -filled, 0.5))
+    name, score = best_single_feature(pd.DataFrame({"x": x}), y, ["x"], 0.5)
+    assert name == "x" and score == pytest.approx(expected)
+
+
+def test_best_single_feature_keeps_the_first_of_equally_good_columns():
+    """Ties go to the first listed column, so the reported bar does not depend on which of
+    two copies of one measurement comes last."""
+    X, y = _data()
+    name, _ = best_single_feature(X.assign(a2=X["a"]), y, ["a", "a2"], 0.8)
+    assert name == "a"
+
+
+def test_best_single_feature_of_no_columns_is_no_bar():
+    """With no raw column to compare against, the bar is empty: no name and a pAUC of 0."""
+    X, y = _data()
+    assert best_single_feature(X, y, [], 0.8) == ("", 0.0)
