@@ -24,17 +24,29 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-24s\033[0m %s\n", $$1, $$2}'
 
+# The lock is the one list of versions; uv installs it (parallel downloads: ~1 min instead of
+# ~3.5 with pip on this machine) when it can be had from the index, else pip does. INSTALLER=pip
+# forces pip. uv itself is pinned here: it is the installer, not a dependency.
+UV_VERSION := 0.13.9
+INSTALLER ?= uv
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@if [ "$(INSTALLER)" = uv ] && $(PY) -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)" && \
+		echo "installing requirements.lock with uv $(UV_VERSION)" && \
+		$(VENV)/bin/uv pip install -q --python $(PY) -r requirements.lock && \
+		$(VENV)/bin/uv pip install -q --python $(PY) --no-deps --no-build-isolation -e .; then :; \
+	else \
+		echo "installing requirements.lock with pip"; \
+		$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock && \
+		$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .; \
+	fi
 	@touch $@
 
 setup: $(STAMP) ## Create .venv and install the locked dependencies (does nothing when up to date)
 
 lock: ## Re-resolve pyproject.toml into requirements.lock (needs the package index)
 	$(PY) -m pip install -q -e '.[dev]'
-	$(PY) -m pip freeze --all --exclude-editable | grep -vE '^(ml-portfolio|pip)==' > requirements.lock
+	$(PY) -m pip freeze --all --exclude-editable | grep -vE '^(ml-portfolio|pip|uv)==' > requirements.lock
 
 smoke: $(STAMP) ## Run every project's CPU smoke pipeline, then print the results table
 	@start=$$(date +%s); for p in $(PROJECTS); do \

@@ -59,6 +59,21 @@ class PathsConfig:
 
 
 @dataclass
+class CardSplit:
+    pattern: str  # fnmatch pattern of metric names
+    split: str  # the data those metrics were measured on, in words
+
+
+@dataclass
+class ModelCardConfig:
+    """What the model card says beyond the run's own record (`shared.model_card`)."""
+
+    intended_use: str
+    limitations: list[str]
+    splits: list[CardSplit]  # the longest matching pattern names a metric's split
+
+
+@dataclass
 class TrackingConfig:
     experiment: str
     run_name: str | None
@@ -67,6 +82,7 @@ class TrackingConfig:
     model_name: str  # the registered model: <project>-<data set name>
     register: bool
     tags: dict[str, str]
+    card: ModelCardConfig
 
 
 @dataclass

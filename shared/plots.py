@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -27,9 +29,10 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], min_tpr: float 
 
 
 def barh_figure(labels: list[str], values: list[float], title: str):
-    """Horizontal bar chart, largest first (feature importance)."""
-    fig, ax = plt.subplots(figsize=(6, 0.25 * len(labels) + 1))
+    """Horizontal bar chart, largest first (feature importance). The title sits on the figure,
+    wrapped: over the axes it was centred past the right edge once long labels pushed them."""
+    fig, ax = plt.subplots(figsize=(6, 0.25 * len(labels) + 1.2))
     ax.barh(labels[::-1], values[::-1])
-    ax.set_title(title)
+    fig.suptitle(textwrap.fill(title, 60), fontsize=10)
     fig.tight_layout()
     return fig

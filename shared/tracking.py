@@ -18,7 +18,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from shared import REPO_ROOT
+from shared import REPO_ROOT, model_card
 from shared.errors import ModelNotFoundError
 from shared.interrupts import interruption, sigterm_raises
 from shared.locks import lock_for
@@ -357,6 +357,9 @@ def publish(
             f"{sorted(metrics)}"
         )
     mlflow = get_mlflow()
+    footprint = model_card.artifact_footprint((artifacts or {}).values())
+    log_metrics(footprint)
+    metrics = {**metrics, **footprint}
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=python_model,
@@ -365,6 +368,7 @@ def publish(
         pip_requirements=pip_requirements,
     )
     mlflow.set_tag("model_uri", info.model_uri)
+    card = _log_card(run, tracking_cfg, metrics, model_name or tracking_cfg.model_name)
     if tracking_cfg.register:
         name = model_name or tracking_cfg.model_name
         fmt = getattr(python_model, "MODEL_FORMAT", 1)
@@ -375,8 +379,21 @@ def publish(
             {"registered_model": name, "model_version": version, "champion": str(promoted).lower()}
         )
         _tag_version(name, version, run, tracking_cfg, metrics)
+        mlflow.MlflowClient().update_model_version(name, version, description=card)
     announce(run, headline, metrics[headline])
     return info.model_uri
+
+
+def _log_card(run: Any, tracking_cfg: Any, metrics: Mapping[str, float], title: str) -> str:
+    """Log the model card beside the model (`model_card.json`, `model_card.md`); returns the
+    markdown, which also becomes the registered version's description."""
+    mlflow = get_mlflow()
+    data = mlflow.MlflowClient().get_run(run.info.run_id).data
+    card = model_card.build(tracking_cfg.card, data.params, data.tags, metrics)
+    text = model_card.to_markdown(card, title)
+    mlflow.log_dict(card, "model_card.json")
+    mlflow.log_text(text, "model_card.md")
+    return text
 
 
 def _tag_version(name: str, version: str, run: Any, tracking_cfg: Any, metrics: Mapping) -> None:

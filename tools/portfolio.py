@@ -42,8 +42,8 @@ from tools.portfolio_card import (
     fill,
     fmt_metric,
     latency,
+    logged_card,
     machine,
-    model_card,
     model_footprint,
     reference_rows,
     seed_spread,
@@ -125,13 +125,13 @@ def build_section(
         "title": section.title,
         "heading": None,
         "readme": section.readme,
+        "make_target": section.make_target,
         "comparison": None,
     }
     if found is None:
         return {
             **base,
             "status": "missing",
-            "make_target": section.make_target,
             "looked_for": list(models),
             "problems": [],
         }
@@ -230,7 +230,11 @@ def build_section(
         "images": images,
         "captions": captions,
     }
-    built["card"] = model_card(section, built, params, dict(cfg.splits))
+    card = logged_card(client, run_id, metrics, problems)
+    if card is not None:  # the page lists the section's metrics; the logged card has them all
+        card["n_metrics"] = len(card["metrics"])
+        card["metrics"] = [row for row in card["metrics"] if row[0] in section.metrics]
+    built["card"] = card
     return built
 
 

@@ -13,13 +13,14 @@ import os
 import platform
 import re
 import statistics
-import struct
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-SMOKE_LIMITATION = "trained on generated data: a pipeline check, not a diagnostic model"
+from shared.model_card import weight_params
+from tools.portfolio_parts import Missing, artifact_bytes
+
 _FALSY = {"", "none", "null", "false", "0"}
 _FIELD = re.compile(r"\{(?P<key>[A-Za-z0-9_.]+)(?:\?(?P<yes>[^|{}]*)\|(?P<no>[^{}]*))?\}")
 
@@ -58,12 +59,6 @@ def fmt_metric(name: str, value: float | None, patterns: list[str], digits: int 
     if is_integer_metric(name, patterns) and float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:.{digits}f}"
-
-
-def split_of(metric: str, splits: dict[str, str]) -> str:
-    """Which data a metric was measured on: the longest (most specific) matching pattern's."""
-    found = [p for p in splits if fnmatch.fnmatchcase(metric, p)]
-    return splits[max(found, key=len)] if found else "see the run"
 
 
 def baseline_rows(section: Any, metrics: dict, params: dict, tags: dict) -> list[dict]:
@@ -180,37 +175,6 @@ def _artifact_files(repo: Any, path: str | None = None) -> list[Any]:
     return out
 
 
-def _safetensors_params(path: Path) -> int:
-    """Parameters in a safetensors file, read from its JSON header (no tensor is loaded)."""
-    with path.open("rb") as fh:
-        (n,) = struct.unpack("<Q", fh.read(8))
-        header = json.loads(fh.read(n))
-    return sum(_prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
-
-
-def _torch_params(path: Path) -> int | None:
-    """Parameters in a torch state dict (weights_only: nothing is unpickled as code)."""
-    import torch
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - a file that is no plain state dict: not counted
-        return None
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        return None
-    tensors = [v for v in state.values() if hasattr(v, "numel")]
-    return sum(int(t.numel()) for t in tensors) if tensors else None
-
-
-def _prod(shape: list[int]) -> int:
-    out = 1
-    for d in shape:
-        out *= d
-    return out
-
-
 def model_footprint(client: Any, name: str, version: str, count_params: bool) -> dict:
     """Size on disk of the registered model's files and, when `count_params`, the parameters
     in its weight files (`*.safetensors` headers, `*.pt` / `*.pth` state dicts)."""
@@ -226,11 +190,7 @@ def model_footprint(client: Any, name: str, version: str, count_params: bool) ->
         with tempfile.TemporaryDirectory() as tmp:
             for rel in weights:
                 local = Path(repo.download_artifacts(rel, tmp))
-                n = (
-                    _safetensors_params(local)
-                    if rel.endswith(".safetensors")
-                    else _torch_params(local)
-                )
+                n = weight_params(local)
                 if n is not None:
                     counted.append((rel, n))
         out["params"], out["params_total"] = counted, sum(n for _, n in counted)
@@ -269,17 +229,14 @@ def latency(model_uri: str, calls: int) -> dict:
     return {"median_s": statistics.median(times), "calls": calls, "rows": rows}
 
 
-def model_card(section: Any, built: dict, params: dict, splits: dict[str, str]) -> dict:
-    """The champion's model card: intended use, training data and its fingerprint, each metric
-    with the split it was measured on, and its limitations (smoke: a pipeline check)."""
-    limitations = list(section.limitations)
-    if built["data"] != "full":
-        limitations.insert(0, SMOKE_LIMITATION)
-    return {
-        "intended_use": section.intended_use,
-        "data_name": show_value(params.get("data.name")),
-        "fingerprint": built["data_fingerprint"],
-        "data_paths": built.get("data_paths", []),
-        "metrics": [(m, v, split_of(m, splits)) for m, v in built["metrics"]],
-        "limitations": limitations,
-    }
+def logged_card(client: Any, run_id: str, metrics: dict, problems: list) -> dict | None:
+    """The model card logged with the model at publish time (`shared.model_card`), or None
+    for a run from before cards were logged. A run that logged `model_bytes` (every publish
+    since) must have its card: its absence is then named among the missing pieces."""
+    expected = "model_bytes" in metrics
+    text = artifact_bytes(client, run_id, "model_card.json", problems if expected else None)
+    try:
+        return json.loads(text) if text is not None else None
+    except ValueError:
+        problems.append(Missing("artifact model_card.json", f"run {run_id}", "not JSON"))
+        return None

@@ -75,8 +75,6 @@ class SectionConfig:
     captions: bool  # examples from the run's captions.html
     baselines: list[Baseline]  # every run: ours beside the same run's own baselines
     references: list[Reference]  # public numbers: shown beside full-data runs only
-    intended_use: str
-    limitations: list[str]
     compare_to: str | None = None  # another section's key: which of the two scores higher
     compare_feature: str = "the extra feature"  # what this section adds over `compare_to`
 
@@ -90,7 +88,6 @@ class PortfolioConfig:
     max_folds_columns: int
     skip_metrics: list[str]  # logged per epoch but neither a learning curve nor a fold column
     integer_metrics: list[str]  # fnmatch patterns of counts and epochs: printed without decimals
-    splits: dict[str, str]  # fnmatch pattern -> the split a metric was measured on
     seed_ignore: list[str]  # params that may differ between seeds of one config
     latency_calls: int
     sections: list[SectionConfig]

@@ -14,7 +14,9 @@ import torch
 from mlflow.pyfunc import PythonModel
 
 from shared import tracking
+from shared.model_card import SMOKE_LIMITATION, split_of
 from tests.unit.test_portfolio import EXPERIMENT, _config, _fake_gbm_run, _register, _section
+from tests.unit.test_tracking import _tracking_cfg
 from tools import portfolio, portfolio_card
 from tools.portfolio_parts import recall_figure
 
@@ -169,7 +171,7 @@ def test_the_recall_legend_covers_no_bar():
 
 def test_model_size_parameters_latency_seeds_and_card(cfg, tmp_path):
     section = _section(cfg, "image_classifier")
-    config = {"model": {"backbone": "tiny"}, "data": {"name": "isic2024-tiny"}}
+    config = {"model": {"backbone": "tiny"}, "data": {"name": "isic2024-tiny", "generate": True}}
     mlflow = tracking.get_mlflow()
     weights = tmp_path / "fold_0.pt"
     torch.save({"w": torch.zeros(3, 4), "b": torch.zeros(4)}, weights)
@@ -177,17 +179,20 @@ def test_model_size_parameters_latency_seeds_and_card(cfg, tmp_path):
     for seed, auc in ((1, 0.70), (2, 0.80)):
         tags = {"experiment": "smoke"}
         runs.append(_run(f"s{seed}", {"oof_roc_auc": auc}, {**config, "seed": seed}, tags))
-    with mlflow.start_run(run_id=runs[-1]):
-        info = mlflow.pyfunc.log_model(
-            name="model",
+    name = list(portfolio.section_models(section))[1]
+    tracking_cfg = _tracking_cfg(EXPERIMENT, name)
+    tracking_cfg.headline_metric = "oof_roc_auc"
+    with mlflow.start_run(run_id=runs[-1]) as run:
+        tracking.publish(
+            run,
+            tracking_cfg,
+            {"oof_roc_auc": 0.8},
             python_model=Half(),
             artifacts={"w": str(weights)},
             input_example=["a", "b"],
             pip_requirements=[],
         )
-    name = list(portfolio.section_models(section))[1]
-    version = mlflow.register_model(info.model_uri, name).version
-    mlflow.MlflowClient().set_registered_model_alias(name, tracking.CHAMPION, version)
+    version = mlflow.MlflowClient().get_model_version_by_alias(name, tracking.CHAMPION).version
     got = portfolio.build_section(mlflow, section, cfg, measure_latency=True)
     folder = Path(mlflow.MlflowClient().get_model_version_download_uri(name, version)[7:])
     on_disk = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
@@ -198,10 +203,19 @@ def test_model_size_parameters_latency_seeds_and_card(cfg, tmp_path):
     assert spread["seeds"] == ["1", "2"]
     row = next(r for r in spread["rows"] if r[0] == "oof_roc_auc")
     assert row[1:] == (pytest.approx(0.75), pytest.approx(0.0707, abs=1e-4), 2)
-    card = got["card"]
-    assert card["limitations"][0] == portfolio_card.SMOKE_LIMITATION
+    card = got["card"]  # the one logged at publish time
+    assert card["limitations"][0] == SMOKE_LIMITATION and card["generated_data"]
     assert card["fingerprint"] == got["data_fingerprint"] and card["data_name"] == "isic2024-tiny"
-    assert ("oof_roc_auc", 0.8, cfg.splits["oof_*"]) in card["metrics"]
+    assert card["metrics"] == [
+        ["oof_roc_auc", 0.8, split_of("oof_roc_auc", tracking_cfg.card.splits)]
+    ]
     page = portfolio.render(cfg, [got])
     assert "ms median of 5" in page and "± 0.0707" in page and "Model card" in page
+    assert "(generated data)" in page and SMOKE_LIMITATION in page
     assert "object at 0x" not in page
+    # a card deleted from a run that logged one is named, not silently left out
+    folder = Path(mlflow.get_run(runs[-1]).info.artifact_uri[7:])
+    (folder / "model_card.json").unlink()
+    again = portfolio.build_section(mlflow, section, cfg, measure_latency=False)
+    assert again["card"] is None
+    assert any("model_card.json" in str(p) for p in again["problems"])

@@ -1,10 +1,13 @@
+import json
 import uuid
+from pathlib import Path
 
 import mlflow
 import pytest
+import torch
 from omegaconf import OmegaConf
 
-from shared import provenance, tracking
+from shared import REPO_ROOT, model_card, provenance, tracking
 
 
 def _exp():
@@ -140,6 +143,8 @@ def test_flatten_nested_config():
 
 
 def _tracking_cfg(exp, name, register=True):
+    card = OmegaConf.load(Path(REPO_ROOT) / "configs/common/tracking/default.yaml").card
+    card.intended_use, card.limitations = "a test model", ["answers 0.5"]
     return OmegaConf.create(
         {
             "headline_metric": "val_score",
@@ -147,8 +152,45 @@ def _tracking_cfg(exp, name, register=True):
             "register": register,
             "test_metric": "test_score",
             "experiment": exp,
+            "card": card,
         }
     )
+
+
+def test_publish_logs_a_model_card_with_the_version_and_counts_parameters(mlflow_store, tmp_path):
+    """The card travels with the model: a run artifact and the version's description, with
+    the data's fingerprint, each metric's split, and the generated-data limitation first."""
+    exp, name = _exp(), f"proj-{uuid.uuid4().hex[:6]}-smoke"
+    data = tmp_path / "train.csv"
+    data.write_text("a,b\n1,2\n")
+    weights = tmp_path / "w.pt"
+    torch.save({"w": torch.zeros(3, 4), "b": torch.zeros(4)}, weights)
+    config = {"data": {"name": "tiny", "generate": True}}
+    with tracking.start_run(exp, config=config, data_paths=[data]) as run:
+        tracking.publish(
+            run,
+            _tracking_cfg(exp, name),
+            {"val_score": 0.6, "oof_pauc": 0.1},
+            python_model=_Const(),
+            artifacts={"weights": str(weights)},
+        )
+    got = _run(run.info.run_id)
+    assert got.data.metrics["n_params"] == 16 and got.data.metrics["model_bytes"] > 0
+    card = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run.info.run_id, artifact_path="model_card.json", dst_path=str(tmp_path)
+            )
+        ).read_text()
+    )
+    assert card["limitations"] == [model_card.SMOKE_LIMITATION, "answers 0.5"]
+    assert card["fingerprint"] == got.data.tags["data_fingerprint"] and card["data_name"] == "tiny"
+    splits = {m: split for m, _, split in card["metrics"]}
+    assert splits["val_score"].startswith("validation") and splits["oof_pauc"].startswith("out-of")
+    assert splits["n_params"].startswith("the training run")
+    version = mlflow.MlflowClient().get_model_version(name, got.data.tags["model_version"])
+    assert "**Intended use.** a test model" in version.description
+    assert "| val_score | 0.6 | validation split" in version.description
 
 
 def test_publish_logs_registers_under_the_configured_name_and_announces(mlflow_store, capsys):
