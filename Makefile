@@ -16,7 +16,7 @@ export TOKENIZERS_PARALLELISM := false
 PROJECTS := $(shell $(PYTHON) -m tools.registry)
 SMOKE_IMAGE_OOF := data/oof/image_classifier_isic2024-smoke.csv
 
-.PHONY: help setup smoke mutate serve demo demo-screenshots test test-slow test-browser browser-deps test-all lint format mlflow-ui clean clean-all report benchmarks gpu-bench \
+.PHONY: help setup smoke mutate serve demo demo-screenshots test test-slow test-browser browser-deps test-all lint format mlflow-ui clean clean-all report benchmarks scale-rehearsal gpu-bench \
 	tabular-gbm-smoke tabular-gbm image-classifier-smoke image-classifier \
 	retrieval-qa-smoke retrieval-qa captioning-smoke captioning stacking-smoke lock
 
@@ -107,8 +107,16 @@ serve: $(STAMP) ## Serve a registered model over REST: make serve MODEL=tabular_
 
 benchmarks: $(STAMP) ## Run every benchmark script at CPU sizes (prints figures); GPU: gpu-bench
 	@for f in benchmarks/*.py; do \
-		case $$f in */gpu.py) continue;; */image_classifier.py) a="--n 2000";; *) a="";; esac; \
+		case $$f in */gpu.py|*_scale.py|*/mutation_report.py|*/_util.py|*/__init__.py) continue;; \
+			*/image_classifier.py) a="--n 2000";; *) a="";; esac; \
 		echo "=== $$f $$a"; $(PY) $$f $$a || exit 1; done
+
+scale-rehearsal: $(STAMP) ## The data paths at the real data sets' sizes on this machine (issue 25; ~1.5 h, ~75 GB disk)
+	$(PY) benchmarks/tabular_scale.py
+	$(PY) benchmarks/image_classifier.py --mode full-eval --sizes real --n 50000 --workers 2
+	$(PY) benchmarks/captioning_scale.py --decode
+	$(PY) benchmarks/retrieval_scale.py --passages 1000000
+	$(PY) benchmarks/retrieval_scale.py --passages 6000000
 
 gpu-bench: $(STAMP) ## Torch projects' full-config training steps on a GPU: images/s, peak memory (ARGS=--cpu: tiny)
 	PY=$(PY) bash benchmarks/gpu.sh $(ARGS)

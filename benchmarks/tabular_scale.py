@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._util import machine  # noqa: E402
 from shared.datasets import isic2024 as isic  # noqa: E402
 from shared.datasets.isic2024_synthetic import generate_metadata  # noqa: E402
 
@@ -66,13 +67,6 @@ def run_child(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, fl
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"error: `{shlex.join(cmd)}` exited {status}; see {log}")
     return wall, usage.ru_maxrss / 2**20  # Linux: KiB
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def main() -> None:
@@ -114,7 +108,7 @@ def main() -> None:
     ]
 
     print(f"\n### tabular_gbm at ISIC 2024 size, FULL config ({date.today()})\n")
-    print(f"machine: {cpu_name()}, {os.cpu_count()} cores; python {platform.python_version()}")
+    print(f"machine: {machine()}; python {platform.python_version()}")
     print(f"command: python benchmarks/tabular_scale.py {shlex.join(sys.argv[1:])}\n")
     print("| step | wall | peak RSS |\n|---|---|---|")
     print(

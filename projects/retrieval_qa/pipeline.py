@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,9 +258,10 @@ def build_retriever(cfg: Any) -> tuple[Retriever, dict]:
 
     def make_sparse(folder: Path) -> SparseIndex:
         texts = (t for _, t in passages.batches(r.encode_chunk))
-        sparse = SparseIndex(r.bm25.k1, r.bm25.b).build_batches(texts)
-        sparse.save(folder)
-        return sparse
+        scratch = folder / "scratch"  # word ids and score arrays on disk while building
+        SparseIndex(r.bm25.k1, r.bm25.b).build_batches(texts, scratch).save(folder)
+        shutil.rmtree(scratch)
+        return SparseIndex(r.bm25.k1, r.bm25.b).load(folder)  # memory-mapped, as served
 
     sparse, stats["bm25_cached"] = cached_stage(
         cfg.cache_dir,
