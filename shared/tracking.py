@@ -128,12 +128,16 @@ def start_run(
     exp_id = get_or_create_experiment(experiment)
     if not nested and run_id is None and parent_run_id is None:
         parent_run_id = os.environ.get(SWEEP_PARENT_ENV) or None  # a sweep trial
+    # the caller's tags go on at creation: a run killed while the git state and the data
+    # fingerprint are computed must still be findable by them (a sweep kills a dead trial's
+    # runs by its `sweep` / `optuna_trial` tags; CI once found one left RUNNING untagged)
     run = mlflow.start_run(
         run_id=run_id,
         experiment_id=None if run_id else exp_id,
         run_name=None if run_id else run_name,
         nested=nested,
         parent_run_id=parent_run_id,
+        tags=None if run_id else {k: str(v) for k, v in (tags or {}).items()},
     )
     try:
         with sigterm_raises():

@@ -299,3 +299,21 @@ def test_runs_finishing_together_on_a_new_store_leave_the_best_as_the_one_champi
     assert float(champion.tags["score"]) == max(values)
     promoted = {value for value, _, took in got if took}
     assert max(values) in promoted  # the best took the alias, and kept it
+
+
+def test_a_run_carries_its_callers_tags_from_creation(mlflow_store, monkeypatch):
+    """A run killed before its start-up tags are logged (git state, fingerprint: seconds on a
+    loaded machine) is still findable by the caller's tags: a sweep kills a dead trial's runs
+    by `sweep` / `optuna_trial` (CI once left one RUNNING, untagged)."""
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tracking, "_log_run_start", killed)
+    exp = _exp()
+    with pytest.raises(KeyboardInterrupt), tracking.start_run(exp, tags={"optuna_trial": 2}):
+        pass
+    (run,) = mlflow.search_runs(
+        experiment_names=[exp], filter_string="tags.optuna_trial = '2'", output_format="list"
+    )
+    assert run.info.status == "KILLED"
