@@ -63,6 +63,7 @@ class DecodingConfig:
 class CaptioningConfig:
     seed: int
     label_smoothing: float
+    select: str  # cider_d | grounding (generated data): the val greedy score that picks the epoch
     paths: PathsConfig
     tracking: TrackingConfig
     data: DataConfig

@@ -1,5 +1,6 @@
 """Teacher-forced training of the captioner with label smoothing, AdamW and warmup + cosine;
-the checkpoint kept is the epoch with the best greedy CIDEr-D on the validation split."""
+the checkpoint kept is the epoch with the best greedy score on the validation split (CIDEr-D, or
+grounding where the generator recorded what each image shows: `select` in the config)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from lightning.pytorch.callbacks import Callback
 
 from projects.captioning.grounding import grounding
 from projects.captioning.model import Captioner, caption_loader
+from shared.config import ConfigError
 from shared.lightning import adamw_warmup_cosine, build_trainer
 from shared.metrics import caption_scores
 
-SELECT_METRIC = "epoch_val_cider_d"  # greedy CIDEr-D of the val split after each epoch
+SELECTABLE = ("cider_d", "grounding")  # logged after each epoch as epoch_val_<name> (greedy)
 
 
 def caption_loss(
@@ -79,38 +81,71 @@ class CaptionModule(L.LightningModule):
         return adamw_warmup_cosine(self, self.optim, betas=(0.9, 0.98))
 
 
-class GreedyValCider(Callback):
-    """After each validation epoch: greedy-decode the whole val split and log its CIDEr-D.
+class GreedyValScores(Callback):
+    """After each validation epoch: greedy-decode the whole val split and log its CIDEr-D
+    (`epoch_val_cider_d`) and, with `truths` (generated data), its grounding
+    (`epoch_val_grounding`).
 
     Every rank decodes all of val (no collectives; the same weights give the same score), so
     the checkpoint callback sees one value everywhere.
     """
 
-    def __init__(self, loader, references: list[list[str]], tok: Any, decoding: Any) -> None:
+    def __init__(
+        self,
+        loader,
+        references: list[list[str]],
+        tok: Any,
+        decoding: Any,
+        truths: list[dict] | None = None,
+    ) -> None:
         self.loader, self.tok, self.decoding = loader, tok, decoding
-        self.references = dict(enumerate(references))
+        self.references, self.truths = dict(enumerate(references)), truths
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: CaptionModule) -> None:
         if trainer.sanity_checking:
             return
         caps = caption_loader(
             pl_module.model, self.loader, self.tok, self.decoding, pl_module.device, ("greedy",)
+        )["greedy"]
+        score = caption_scores(self.references, dict(enumerate(caps)))["cider_d"]
+        pl_module.log("epoch_val_cider_d", score, prog_bar=True)
+        if self.truths is not None:
+            pl_module.log("epoch_val_grounding", grounding(caps, self.truths), prog_bar=True)
+
+
+def check_select(select: str, scenes: dict[str, dict] | None) -> None:
+    """Fail at start-up on a selection score that cannot be computed on this data."""
+    if select not in SELECTABLE:
+        raise ConfigError(f"config key 'select': {select!r} is not one of {SELECTABLE}")
+    if select == "grounding" and scenes is None:
+        raise ConfigError(
+            "config key 'select': grounding needs generated data (scenes.json: what each "
+            "image shows); select real data on cider_d"
         )
-        score = caption_scores(self.references, dict(enumerate(caps["greedy"])))["cider_d"]
-        pl_module.log(SELECT_METRIC, score, prog_bar=True)
 
 
-def fit(module: CaptionModule, dm: Any, tok: Any, cfg: Any) -> dict[str, float]:
-    """Train, then restore the epoch with the best val greedy CIDEr-D (test is never looked at).
+def fit(
+    module: CaptionModule,
+    dm: Any,
+    tok: Any,
+    cfg: Any,
+    scenes: dict[str, dict] | None = None,
+) -> dict[str, float]:
+    """Train, then restore the epoch with the best val greedy `cfg.select` score (test is never
+    looked at). Grounding needs `scenes` (what each generated image shows).
 
     Returns the chosen epoch and its score.
     """
-    scorer = GreedyValCider(dm.loader("val"), list(dm.splits["val"]["raw"]), tok, cfg.decoding)
+    check_select(cfg.select, scenes)
+    truths = _truths(dm.splits["val"], scenes) if scenes is not None else None
+    val = dm.splits["val"]
+    scorer = GreedyValScores(dm.loader("val"), list(val["raw"]), tok, cfg.decoding, truths)
+    monitor = f"epoch_val_{cfg.select}"
     with tempfile.TemporaryDirectory() as tmp:
         trainer, ckpt = build_trainer(
             cfg.trainer,
             default_root_dir=tmp,
-            monitor=SELECT_METRIC,
+            monitor=monitor,
             mode="max",
             extra_callbacks=[scorer],
         )
@@ -118,7 +153,12 @@ def fit(module: CaptionModule, dm: Any, tok: Any, cfg: Any) -> dict[str, float]:
         best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=False)
     module.load_state_dict(best["state_dict"])
     module.set_backbone_frozen(False)
-    return {"best_epoch": best["epoch"], f"best_{SELECT_METRIC}": float(ckpt.best_model_score)}
+    return {"best_epoch": best["epoch"], f"best_{monitor}": float(ckpt.best_model_score)}
+
+
+def _truths(split: Any, scenes: dict[str, dict]) -> list[dict]:
+    """What each image of a split shows, in the split's order."""
+    return [scenes[Path(p).name] for p in split["path"]]
 
 
 def evaluate(
@@ -144,7 +184,6 @@ def evaluate(
         for suffix, caps in runs.items():
             scores = caption_scores(refs, dict(enumerate(caps)))
             if scenes is not None:
-                truths = [scenes[Path(p).name] for p in dm.splits[s]["path"]]
-                scores["grounding"] = grounding(caps, truths)
+                scores["grounding"] = grounding(caps, _truths(dm.splits[s], scenes))
             metrics.update({f"{s}_{k}{suffix}": v for k, v in scores.items()})
     return metrics, generated

@@ -22,7 +22,7 @@ from projects.captioning.data import (
 from projects.captioning.decoder import DecoderConfig
 from projects.captioning.grounding import read_scenes
 from projects.captioning.model import Captioner, backbone_features
-from projects.captioning.module import CaptionModule, evaluate, fit
+from projects.captioning.module import CaptionModule, check_select, evaluate, fit
 from projects.captioning.pyfunc import build_bundle
 from projects.captioning.report import log_preprocessing, log_test_captions
 from projects.captioning.synthetic import ensure_dataset
@@ -43,6 +43,8 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
     seed_everything(cfg.seed, deterministic=False)
     if cfg.data.generate:
         ensure_dataset(cfg.data.dir, **dict(cfg.data.synthetic or {}))
+    scenes = read_scenes(cfg.data.dir)  # generated data: what each image shows
+    check_select(cfg.select, scenes)
     frame, store = load_captions(cfg.data)  # every image decoded once, before any training
     train_caps = [c for caps in frame.loc[frame["split"] == "train", "tokens"] for c in caps]
     tok = build_tokenizer(cfg.tokenizer, train_caps)
@@ -74,9 +76,8 @@ def run(raw_cfg: DictConfig) -> dict[str, float]:
             )
         freeze = cfg.trainer.max_epochs if cfg.encoder.frozen else cfg.encoder.freeze_epochs
         module = CaptionModule(model, to_dict(cfg.optim), cfg.label_smoothing, freeze)
-        chosen = fit(module, dm, tok, cfg)  # the epoch with the best val greedy CIDEr-D
+        chosen = fit(module, dm, tok, cfg, scenes)  # the epoch with the best val `select` score
         baseline = most_common_caption(frame)
-        scenes = read_scenes(cfg.data.dir)  # generated data: what each image shows
         metrics, generated = evaluate(model, dm, tok, cfg.decoding, device, baseline, scenes)
         metrics.update(chosen)
         tracking.log_metrics(metrics)

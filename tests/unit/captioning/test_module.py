@@ -10,10 +10,12 @@ import torch
 from projects.captioning import module as module_mod
 from projects.captioning.data import CaptionDataModule, load_captions
 from projects.captioning.decoder import DecoderConfig
+from projects.captioning.grounding import read_scenes
 from projects.captioning.model import Captioner
-from projects.captioning.module import CaptionModule, fit
+from projects.captioning.module import CaptionModule, check_select, fit
 from projects.captioning.synthetic import ensure_dataset
 from projects.captioning.tokenizer import train_bpe
+from shared.config import ConfigError
 from shared.pretrained import resolve_preprocessing
 
 TINY_DECODER = DecoderConfig(
@@ -81,8 +83,39 @@ def test_fit_restores_the_epoch_with_the_best_val_score(tiny_setup, monkeypatch)
     monkeypatch.setattr(module_mod, "caption_scores", fake_scores)
     module = CaptionModule(model, OPTIM, 0.0, 0)
     with mlflow.start_run():
-        chosen = fit(module, dm, tok, cfg)
+        chosen = fit(module, dm, tok, cfg, read_scenes(cfg.data.dir))
     assert chosen["best_epoch"] == 1 and chosen["best_epoch_val_cider_d"] == pytest.approx(0.9)
     restored = model.state_dict()
     assert all(torch.equal(restored[k], states[1][k]) for k in restored)
     assert not all(torch.equal(restored[k], states[2][k]) for k in restored)  # not the last
+
+
+def test_fit_selects_on_val_grounding_when_asked(tiny_setup, tiny, monkeypatch):
+    """`select=grounding` on generated data: the epoch with the best val grounding wins even
+    where CIDEr-D prefers another (the captions' wording is not what the image shows)."""
+    _, tok, model, dm = tiny_setup
+    cfg = tiny("captioning", "trainer.max_epochs=3", "select=grounding")
+    ciders, groundings, states = iter([0.9, 0.1, 0.2]), iter([0.2, 0.1, 0.8]), []
+
+    def fake_scores(refs, caps):
+        states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return {"cider_d": next(ciders)}
+
+    monkeypatch.setattr(module_mod, "caption_scores", fake_scores)
+    monkeypatch.setattr(module_mod, "grounding", lambda caps, truths: next(groundings))
+    scenes = read_scenes(cfg.data.dir)
+    with mlflow.start_run() as run:
+        chosen = fit(CaptionModule(model, OPTIM, 0.0, 0), dm, tok, cfg, scenes)
+    assert chosen["best_epoch"] == 2 and chosen["best_epoch_val_grounding"] == pytest.approx(0.8)
+    restored = model.state_dict()
+    assert all(torch.equal(restored[k], states[2][k]) for k in restored)
+    logged = mlflow.tracking.MlflowClient().get_run(run.info.run_id).data.metrics
+    assert {"epoch_val_cider_d", "epoch_val_grounding"} <= set(logged)
+
+
+def test_a_selection_score_that_cannot_be_computed_fails_naming_the_key():
+    with pytest.raises(ConfigError, match="'select': grounding needs generated data"):
+        check_select("grounding", None)
+    with pytest.raises(ConfigError, match="'select': 'bleu' is not one of"):
+        check_select("bleu", {})
+    check_select("cider_d", None)  # real data: fine
