@@ -62,7 +62,7 @@ def test_frozen_backbone_keeps_its_batchnorm_statistics():
 
 @pytest.fixture(scope="module")
 def tiny_setup(tiny):
-    cfg = tiny("captioning", "trainer.max_epochs=3")
+    cfg = tiny("captioning", "trainer.max_epochs=3", "select=cider_d")
     ensure_dataset(cfg.data.dir, **dict(cfg.data.synthetic))
     frame, _ = load_captions(cfg.data)
     tok = train_bpe([c for caps in frame["tokens"] for c in caps], 300)
