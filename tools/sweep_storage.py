@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import socket
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from shared.locks import lock_for
 from shared.logging import get_logger
 from tools.sweep_space import SweepError
 
@@ -27,12 +29,20 @@ def open_storage(url: str) -> Any:
     """
     import optuna
     import sqlalchemy.exc
+    from sqlalchemy.engine import make_url
 
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    guard: Any = nullcontext()
     if url.startswith("sqlite"):
         kwargs = {"connect_args": {"timeout": 60}}  # several workers write one file
+        database = make_url(url).database
+        if database and database != ":memory:":
+            # Two processes creating one brand-new file race on its alembic_version row
+            # (IntegrityError: a second sweep, or a reader, beside the first one's start).
+            guard = lock_for(database)
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        with guard:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
     except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
         hint = " (write postgresql+psycopg2://)" if url.startswith("postgresql://") else ""
         raise SweepError(
