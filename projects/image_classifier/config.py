@@ -49,6 +49,7 @@ class ModelConfig:
     gem_eps: float
     dropout: float
     freeze_blocks: int  # pretrained stem + first N blocks kept as loaded (0: train all)
+    shifted_depthwise_grad: bool  # depthwise weight gradients by shifted sums (CPU speed)
 
 
 @dataclass
