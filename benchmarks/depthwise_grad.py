@@ -17,20 +17,15 @@ import torch.nn.functional as F  # noqa: E402
 
 from benchmarks._util import machine, report, timed  # noqa: E402
 from projects.image_classifier.model import LesionClassifier  # noqa: E402
+from shared.config import compose, to_dict  # noqa: E402
 
 
 def step_seconds(shifted: bool, batch: int, size: int, steps: int) -> tuple[float, float]:
-    """(best fwd+bwd+AdamW step, best backward alone) in seconds on the trunk's features."""
+    """(best fwd+bwd+AdamW step, best backward alone) in seconds on the trunk's features of
+    the smoke config's model."""
     torch.manual_seed(0)
-    model = LesionClassifier(
-        backbone="pkg:efficientnet_lite0",
-        pretrained=True,
-        gem_p=3.0,
-        gem_eps=1e-6,
-        dropout=0.1,
-        freeze_blocks=5,
-        shifted_depthwise_grad=shifted,
-    ).train()
+    overrides = ["experiment=smoke", f"model.shifted_depthwise_grad={shifted}"]
+    model = LesionClassifier(**to_dict(compose("image_classifier", overrides).model)).train()
     with torch.no_grad():
         trunk = model.trunk(torch.randn(batch, 3, size, size))
     target = (torch.arange(batch) % 9 == 0).float()

@@ -8,6 +8,7 @@ from torch import nn
 
 from projects.image_classifier.depthwise import DepthwiseConv2d, use_shifted_depthwise_grad
 from projects.image_classifier.model import LesionClassifier
+from shared.config import compose, to_dict
 
 
 @pytest.mark.parametrize(
@@ -38,18 +39,10 @@ def test_gradients_match_conv2d(channels, size, kernel, stride, channels_last):
 
 def test_the_swap_keeps_parameters_and_only_takes_plain_depthwise_convs():
     torch.manual_seed(0)
-    kwargs = dict(
-        backbone="pkg:efficientnet_lite0",
-        pretrained=False,
-        gem_p=3.0,
-        gem_eps=1e-6,
-        dropout=0.0,
-        freeze_blocks=5,
-    )
-    plain, shifted = (
-        LesionClassifier(**kwargs),
-        LesionClassifier(**kwargs, shifted_depthwise_grad=True),
-    )
+    model_cfg = to_dict(compose("image_classifier", ["experiment=smoke"]).model)
+    model_cfg.update(pretrained=False, dropout=0.0)
+    plain = LesionClassifier(**{**model_cfg, "shifted_depthwise_grad": False})
+    shifted = LesionClassifier(**{**model_cfg, "shifted_depthwise_grad": True})
     shifted.load_state_dict(plain.state_dict())  # every key and shape the same
     swapped = [m for m in shifted.modules() if isinstance(m, DepthwiseConv2d)]
     depthwise = [m for m in plain.modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
