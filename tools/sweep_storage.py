@@ -32,18 +32,18 @@ def open_storage(url: str) -> Any:
     from sqlalchemy.engine import make_url
 
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    guard: Any = nullcontext()
-    if url.startswith("sqlite"):
-        kwargs = {"connect_args": {"timeout": 60}}  # several workers write one file
-        database = make_url(url).database
-        if database and database != ":memory:":
-            # Two processes creating one brand-new file race on its alembic_version row
-            # (IntegrityError: a second sweep, or a reader, beside the first one's start).
-            guard = lock_for(database)
     try:
+        guard: Any = nullcontext()
+        if url.startswith("sqlite"):
+            kwargs = {"connect_args": {"timeout": 60}}  # several workers write one file
+            database = make_url(url).database
+            if database and database != ":memory:" and Path(database).parent.is_dir():
+                # Two processes creating one brand-new file race on its alembic_version row
+                # (IntegrityError: a second sweep, or a reader, beside the first one's start).
+                guard = lock_for(database)
         with guard:
             return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, OSError) as exc:  # OSError: the lock
         hint = " (write postgresql+psycopg2://)" if url.startswith("postgresql://") else ""
         raise SweepError(
             f"study storage {mask_url(url)} unusable: {str(exc).splitlines()[0]}{hint}"

@@ -113,11 +113,12 @@ class GreedyValScores(Callback):
             pl_module.log("epoch_val_grounding", grounding(caps, self.truths), prog_bar=True)
 
 
-def check_select(select: str, scenes: dict[str, dict] | None) -> None:
-    """Fail at start-up on a selection score that cannot be computed on this data."""
+def check_select(select: str, has_scenes: bool | None = None) -> None:
+    """Fail at start-up on a selection score that does not exist (checked before any data
+    work) or cannot be computed on this data (`has_scenes`: the data set has scenes.json)."""
     if select not in SELECTABLE:
         raise ConfigError(f"config key 'select': {select!r} is not one of {SELECTABLE}")
-    if select == "grounding" and scenes is None:
+    if select == "grounding" and has_scenes is False:
         raise ConfigError(
             "config key 'select': grounding needs generated data (scenes.json: what each "
             "image shows); select real data on cider_d"
@@ -136,7 +137,7 @@ def fit(
 
     Returns the chosen epoch and its score.
     """
-    check_select(cfg.select, scenes)
+    check_select(cfg.select, scenes is not None)
     truths = _truths(dm.splits["val"], scenes) if scenes is not None else None
     val = dm.splits["val"]
     scorer = GreedyValScores(dm.loader("val"), list(val["raw"]), tok, cfg.decoding, truths)

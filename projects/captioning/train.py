@@ -41,10 +41,11 @@ log = get_logger(__name__)
 def run(raw_cfg: DictConfig) -> dict[str, float]:
     cfg: CaptioningConfig = validate(raw_cfg, CaptioningConfig)
     seed_everything(cfg.seed, deterministic=False)
+    check_select(cfg.select)  # the name, before any data work
     if cfg.data.generate:
         ensure_dataset(cfg.data.dir, **dict(cfg.data.synthetic or {}))
     scenes = read_scenes(cfg.data.dir)  # generated data: what each image shows
-    check_select(cfg.select, scenes)
+    check_select(cfg.select, scenes is not None)
     frame, store = load_captions(cfg.data)  # every image decoded once, before any training
     train_caps = [c for caps in frame.loc[frame["split"] == "train", "tokens"] for c in caps]
     tok = build_tokenizer(cfg.tokenizer, train_caps)

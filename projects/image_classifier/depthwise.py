@@ -2,8 +2,8 @@
 
 On CPU, oneDNN's weight gradient of a depthwise convolution on a small feature map runs on one
 thread and is pathologically slow: for the smoke model's (64, 1152, 3, 3) maps and 5x5 kernels,
-~60 ms for 16.6M multiply-adds, 3/4 of a training step of the fine-tuned tail
-(`benchmarks/depthwise_grad.py` prints the ratio). The weight gradient is
+40-60 ms for 16.6M multiply-adds, three of them in each training step of the fine-tuned tail
+(`benchmarks/depthwise_grad.py`: a step 265 -> 151 ms without it). The weight gradient is
     dL/dw[c, a, b] = sum_{n, i, j} dL/dy[n, c, i, j] * x_padded[n, c, s*i + a, s*j + b],
 one multiply-add over (N, C, Ho, Wo) per kernel tap: k*k vectorised products and sums. The
 forward pass and the input gradient stay oneDNN's (they are fast), so the module computes the
@@ -27,11 +27,12 @@ class _DepthwiseConv2d(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # noqa: ANN001, ANN205
         x, weight = ctx.saved_tensors
+        grad = grad.to(x.dtype)  # autocast ran the forward in bf16: gradients in x's dtype
         (sh, sw), (ph, pw) = ctx.stride, ctx.padding
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
             grad_x = torch.nn.grad.conv2d_input(
-                x.shape, weight, grad, ctx.stride, ctx.padding, groups=weight.shape[0]
+                x.shape, weight.to(x.dtype), grad, ctx.stride, ctx.padding, groups=weight.shape[0]
             )
         if ctx.needs_input_grad[1]:
             xp = F.pad(x, (pw, pw, ph, ph))
@@ -43,7 +44,7 @@ class _DepthwiseConv2d(torch.autograd.Function):
                 for a in range(kh)
                 for b in range(kw)
             ]
-            grad_w = torch.stack(taps, 1).view_as(weight)
+            grad_w = torch.stack(taps, 1).view_as(weight).to(weight.dtype)
         return grad_x, grad_w, None, None
 
 
@@ -52,6 +53,8 @@ class DepthwiseConv2d(nn.Conv2d):
     parameters, the weight gradient by shifted sums (see the module docstring)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bias is not None or self.padding_mode != "zeros" or self.dilation != (1, 1):
+            raise ValueError("DepthwiseConv2d takes no bias, zero padding and no dilation only")
         return _DepthwiseConv2d.apply(x, self.weight, self.stride, self.padding)
 
 

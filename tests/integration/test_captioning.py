@@ -38,6 +38,7 @@ def test_short_fit_registers_a_captioner_chosen_on_val(tiny):
     client = mlflow.MlflowClient()
     version = client.get_model_version_by_alias("captioning-scenes-smoke", "champion")
     assert cfg.select == "grounding" and cfg.tracking.headline_metric == "val_grounding"
+    assert "best_epoch_val_grounding" in m  # the checkpoint followed val grounding
     assert float(version.tags["val_grounding"]) == pytest.approx(m["val_grounding"])  # not test's
     arts = {a.path for a in client.list_artifacts(version.run_id)}
     assert {"captions.html", "test_captions.csv", "config.yaml", "preprocessing.json"} <= arts

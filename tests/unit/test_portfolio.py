@@ -24,7 +24,7 @@ EXPERIMENT = "portfolio_unit"
 def _config(tmp_path: Path, **top) -> portfolio.PortfolioConfig:
     """The real report YAML with unique model names (the session store is shared)."""
     raw = yaml.safe_load(portfolio.CONFIG_FILE.read_text())
-    tag = uuid.uuid4().hex[:6]
+    tag = f"t{uuid.uuid4().hex[:6]}"  # a letter first: '-1e999' would be read as -inf
     for section in raw["sections"]:
         for model in section["models"]:
             model["suffix"] = f"{model['suffix']}-{tag}"

@@ -115,7 +115,8 @@ def test_fit_selects_on_val_grounding_when_asked(tiny_setup, tiny, monkeypatch):
 
 def test_a_selection_score_that_cannot_be_computed_fails_naming_the_key():
     with pytest.raises(ConfigError, match="'select': grounding needs generated data"):
-        check_select("grounding", None)
+        check_select("grounding", has_scenes=False)
     with pytest.raises(ConfigError, match="'select': 'bleu' is not one of"):
-        check_select("bleu", {})
-    check_select("cider_d", None)  # real data: fine
+        check_select("bleu")  # before any data is read or generated
+    check_select("cider_d", has_scenes=False)  # real data: fine
+    check_select("grounding")  # scenes not known yet: only the name is checked

@@ -57,3 +57,16 @@ def test_the_swap_keeps_parameters_and_only_takes_plain_depthwise_convs():
         grads.append([p.grad for p in model.parameters() if p.requires_grad])
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_gradients_under_bf16_autocast_come_back_in_the_parameters_dtype():
+    """Lightning's bf16-mixed runs the forward in bf16: the backward must not mix dtypes."""
+    torch.manual_seed(0)
+    conv = DepthwiseConv2d(16, 16, 5, 1, 2, groups=16, bias=False)
+    x = torch.randn(2, 16, 3, 3, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = conv(x)
+    y.float().sum().backward()
+    assert x.grad.dtype == conv.weight.grad.dtype == torch.float32
+    with pytest.raises(ValueError, match="no bias"):
+        DepthwiseConv2d(4, 4, 3, padding=1, groups=4)(torch.randn(1, 4, 3, 3))  # bias=True
