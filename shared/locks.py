@@ -22,6 +22,14 @@ def lock_for(path: str | Path, timeout: float = LOCK_TIMEOUT_S) -> FileLock:
     return FileLock(str(path.parent / f".{path.name}.lock"), timeout=timeout)
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The file behind a `sqlite:///` URI, whose creation two processes must not race (None for
+    a server or an in-memory database)."""
+    if not uri.startswith("sqlite:///") or uri == "sqlite:///:memory:":
+        return None
+    return Path(uri[len("sqlite:///") :])
+
+
 def write_atomically(path: str | Path, text: str) -> None:
     """Write `text` to `path` so that a reader sees the old file or the new one, never half."""
     path = Path(path)

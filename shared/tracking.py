@@ -21,7 +21,7 @@ from typing import Any
 from shared import REPO_ROOT, model_card
 from shared.errors import ModelNotFoundError
 from shared.interrupts import interruption, sigterm_raises
-from shared.locks import lock_for
+from shared.locks import lock_for, sqlite_file
 from shared.logging import get_logger
 from shared.provenance import (
     config_to_container,
@@ -63,7 +63,7 @@ def get_mlflow():
     uri = tracking_uri()
     check_tracking_server(uri)
     mlflow.set_tracking_uri(uri)
-    local = _local_store(uri)
+    local = sqlite_file(uri)
     if local is not None and uri not in _SCHEMA_READY:
         # a brand-new SQLite store: the first process creates the tables while the others
         # wait (two at once collide: "duplicate column name: step")
@@ -74,13 +74,6 @@ def get_mlflow():
 
 
 _SCHEMA_READY: set[str] = set()
-
-
-def _local_store(uri: str) -> Path | None:
-    """The SQLite file behind a `sqlite:///` URI (None for a server)."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(uri[len("sqlite:///") :])
 
 
 def get_or_create_experiment(name: str) -> str:
@@ -265,7 +258,7 @@ def register_if_better(
     version = mlflow.register_model(model_uri, name).version
     client.set_model_version_tag(name, version, metric, str(value))
     client.set_model_version_tag(name, version, MODEL_FORMAT_TAG, str(model_format))
-    local = _local_store(tracking_uri())
+    local = sqlite_file(tracking_uri())
     # compare-and-set: the champion read and the alias moved under one lock (local stores),
     # so two runs finishing together can never both take the alias on a stale comparison
     with lock_for(f"{local}.{name}.champion") if local else nullcontext():

@@ -11,7 +11,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from shared.locks import lock_for
+from shared.locks import lock_for, sqlite_file
 from shared.logging import get_logger
 from tools.sweep_space import SweepError
 
@@ -29,15 +29,14 @@ def open_storage(url: str) -> Any:
     """
     import optuna
     import sqlalchemy.exc
-    from sqlalchemy.engine import make_url
 
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     try:
         guard: Any = nullcontext()
         if url.startswith("sqlite"):
             kwargs = {"connect_args": {"timeout": 60}}  # several workers write one file
-            database = make_url(url).database
-            if database and database != ":memory:" and Path(database).parent.is_dir():
+            database = sqlite_file(url)
+            if database is not None and database.parent.is_dir():
                 # Two processes creating one brand-new file race on its alembic_version row
                 # (IntegrityError: a second sweep, or a reader, beside the first one's start).
                 guard = lock_for(database)

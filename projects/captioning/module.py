@@ -138,8 +138,8 @@ def fit(
     Returns the chosen epoch and its score.
     """
     check_select(cfg.select, scenes is not None)
-    truths = _truths(dm.splits["val"], scenes) if scenes is not None else None
     val = dm.splits["val"]
+    truths = _truths(val, scenes) if scenes is not None else None
     scorer = GreedyValScores(dm.loader("val"), list(val["raw"]), tok, cfg.decoding, truths)
     monitor = f"epoch_val_{cfg.select}"
     with tempfile.TemporaryDirectory() as tmp:
