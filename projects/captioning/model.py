@@ -45,6 +45,8 @@ class ImageEncoder(nn.Module):
             nn.Linear(self.backbone.num_features, out_dim), nn.LayerNorm(out_dim)
         )
         self.grid = getattr(self.backbone, "pos_embed", None) is None  # no positions of its own
+        if self.grid:  # a CNN: oneDNN's CPU convolutions run ~1.4x faster channels-last
+            self.backbone.to(memory_format=torch.channels_last)
 
     def data_config(self) -> dict:
         """The backbone's preprocessing (input size, interpolation, mean, std) from its
@@ -64,6 +66,8 @@ class ImageEncoder(nn.Module):
 
     def backbone_tokens(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, N, C): the backbone's feature grid (CNN) or tokens (ViT)."""
+        if self.grid:
+            images = images.contiguous(memory_format=torch.channels_last)
         feats = self.backbone.forward_features(images)
         if feats.ndim == 4:  # CNN: (B, C, h, w) -> (B, h*w, C)
             feats = feats.flatten(2).transpose(1, 2)

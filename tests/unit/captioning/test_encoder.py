@@ -3,6 +3,8 @@ their position (cross-attention alone would see a bag of cells, and "left of" is
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from projects.captioning.model import ImageEncoder, backbone_features, grid_positions
@@ -35,3 +37,14 @@ def test_cached_backbone_tokens_give_the_images_memory():
     assert cached.shape == (5, 4, 1280)  # 64 px -> a 2 x 2 grid
     with torch.no_grad():
         torch.testing.assert_close(enc(cached), enc(images))
+
+
+def test_a_cnn_encoder_runs_channels_last_and_gives_the_contiguous_backbones_tokens():
+    torch.manual_seed(0)
+    enc = ImageEncoder("pkg:efficientnet_lite0", False, 32).eval()
+    assert enc.backbone.conv_stem.weight.is_contiguous(memory_format=torch.channels_last)
+    plain = copy.deepcopy(enc.backbone).to(memory_format=torch.contiguous_format)
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        want = plain.forward_features(images).flatten(2).transpose(1, 2)
+        torch.testing.assert_close(enc.backbone_tokens(images), want, atol=1e-4, rtol=1e-4)
