@@ -3,6 +3,8 @@ and the fit of one cross-validation fold with it, choosing its epoch without the
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -142,10 +144,19 @@ def fit_fold(
     )
     last = fold_dir / "checkpoints" / "last.ckpt"
     resume_from = str(last) if cfg.resume and last.is_file() else None
-    trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
+    # last.ckpt keeps early stopping's counters but not its decision: a fold killed after it
+    # stopped and before it was scored would train on when resumed, so the end of fit is noted
+    fitted = fold_dir / "fit_done.json"
+    if cfg.resume and fitted.is_file():
+        chosen = json.loads(fitted.read_text())["chosen"]
+    else:
+        trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
+        chosen = (ckpt if inner else latest).best_model_path
     if not is_rank_zero():
         return pd.DataFrame(), ""
-    chosen = (ckpt if inner else latest).best_model_path
+    tmp = fitted.with_name(f".{fitted.name}.tmp")
+    tmp.write_text(json.dumps({"chosen": chosen}))
+    os.replace(tmp, fitted)  # whole or absent
     epoch = torch.load(chosen, map_location="cpu", weights_only=False)["epoch"]
     best = LesionModule.load_from_checkpoint(chosen, map_location="cpu")  # images or features
     loader = dm.heldout_dataloader()  # loader.num_workers workers; cached images if on

@@ -144,6 +144,39 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tiny, tmp_path):
     assert parent.data.tags["partial"] == "true" and not _versions_of(parent_id)
 
 
+class StopAfterFirstEpoch(Callback):
+    """Early stopping's decision after each fold's first epoch; counts the epochs trained."""
+
+    def __init__(self):
+        self.epochs = 0
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.epochs += 1
+        trainer.should_stop = True
+
+
+def test_a_fold_stopped_early_and_killed_before_scoring_resumes_without_training(
+    tiny, tmp_path, monkeypatch
+):
+    """last.ckpt keeps early stopping's counters, not its decision: a fold that stopped and
+    was killed while being scored must not train on when resumed (max_epochs is 2 here)."""
+    whole = run(tiny("image_classifier", f"run_dir={tmp_path / 'whole'}"), [StopAfterFirstEpoch()])
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    cut = tmp_path / "cut"
+    with monkeypatch.context() as m:
+        m.setattr("projects.image_classifier.module.predict_scores", killed)
+        with pytest.raises((KeyboardInterrupt, SystemExit)):
+            run(tiny("image_classifier", f"run_dir={cut}"), [StopAfterFirstEpoch()])
+    assert (cut / "fold_0" / "fit_done.json").is_file()
+    resumed_stop = StopAfterFirstEpoch()
+    resumed = run(tiny("image_classifier", f"run_dir={cut}", "resume=true"), [resumed_stop])
+    assert resumed == whole
+    assert resumed_stop.epochs == 1  # fold 1's first epoch; fold 0 trained nothing more
+
+
 def test_only_a_complete_run_replaces_the_shared_oof_file(tiny, tmp_path):
     """With 2 folds in all: `partial=true` writes its run folder only and registers nothing;
     the complete run writes the shared file (folds equal to an independent assignment) that
