@@ -4,7 +4,6 @@ and the fit of one cross-validation fold with it, choosing its epoch without the
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from shared.datasets import isic2024 as isic
 from shared.device import select_device
 from shared.folds import FOLD_COLUMN
 from shared.lightning import RestoreRNG, adamw_warmup_cosine, build_trainer, is_rank_zero
+from shared.locks import write_atomically
 from shared.logging import get_logger
 from shared.metrics import pauc_above_tpr, roc_auc
 from shared.seed import seed_everything
@@ -152,11 +152,10 @@ def fit_fold(
     else:
         trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
         chosen = (ckpt if inner else latest).best_model_path
+        if is_rank_zero():
+            write_atomically(fitted, json.dumps({"chosen": chosen}))
     if not is_rank_zero():
         return pd.DataFrame(), ""
-    tmp = fitted.with_name(f".{fitted.name}.tmp")
-    tmp.write_text(json.dumps({"chosen": chosen}))
-    os.replace(tmp, fitted)  # whole or absent
     epoch = torch.load(chosen, map_location="cpu", weights_only=False)["epoch"]
     best = LesionModule.load_from_checkpoint(chosen, map_location="cpu")  # images or features
     loader = dm.heldout_dataloader()  # loader.num_workers workers; cached images if on
