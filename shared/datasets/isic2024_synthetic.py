@@ -213,21 +213,36 @@ def _lab_to_rgb(L: float, A: float, B: float) -> np.ndarray:
     return np.clip(rgb * 255, 0, 255)
 
 
+def _window(cx: float, cy: float, reach: float, size: int) -> tuple[slice, slice]:
+    """Rows and columns that hold every pixel within `reach` of (cx, cy), with a margin: the
+    lesion's pixels are computed only there (the bytes equal the whole grid's, tested)."""
+
+    def span(centre: float) -> slice:
+        return slice(
+            max(0, int(np.floor(centre - reach)) - 2), min(size, int(np.ceil(centre + reach)) + 3)
+        )
+
+    return span(cy), span(cx)
+
+
 def render_lesion(
-    row: pd.Series, size: int, rng: np.random.Generator
+    row: pd.Series, size: int, rng: np.random.Generator, whole_grid: bool = False
 ) -> tuple[np.ndarray, tuple[float, float, float]]:
     """Draw one lesion crop: skin, a lesion whose border, colour and blotches carry the latents.
 
     Returns the image and the disc that holds the whole lesion (centre x, y and radius as
-    fractions of the side): where a heat map that looks at the lesion should point.
+    fractions of the side): where a heat map that looks at the lesion should point. The shapes
+    are computed in the window that holds the lesion (`whole_grid`: everywhere, the reference).
     """
-    yy, xx = np.mgrid[0:size, 0:size].astype(float)
     c = size / 2 + rng.normal(0, size * 0.03, 2)
+    radius = size * np.clip(row["clin_size_long_diam_mm"] / 14.0, 0.12, 0.45)
+    irregular = 0.04 + 0.22 * max(row["_border"], 0)
+    reach = radius * (1 + irregular * sum(1 / (k + 1) for k in range(3)))  # wobble's maximum
+    box = (slice(0, size),) * 2 if whole_grid else _window(c[0], c[1], reach, size)
+    yy, xx = np.mgrid[box].astype(float)
     dx, dy = xx - c[0], yy - c[1]
     r = np.hypot(dx, dy)
     theta = np.arctan2(dy, dx)
-    radius = size * np.clip(row["clin_size_long_diam_mm"] / 14.0, 0.12, 0.45)
-    irregular = 0.04 + 0.22 * max(row["_border"], 0)
     phases = rng.uniform(0, 2 * np.pi, 3)
     wobble = sum(irregular / (k + 1) * np.sin((k + 3) * theta + phases[k]) for k in range(3))
     inside = r < radius * (1 + wobble)
@@ -236,12 +251,13 @@ def render_lesion(
     img[:] = _lab_to_rgb(row["tbp_lv_Lext"], row["tbp_lv_Aext"], row["tbp_lv_Bext"])
     img += rng.normal(0, 4, (size, size, 1))
     lesion = _lab_to_rgb(row["tbp_lv_L"], row["tbp_lv_A"], row["tbp_lv_B"])
-    img[inside] = lesion + rng.normal(0, 3, (inside.sum(), 3))
+    window = img[box]  # a view: writes go to img
+    window[inside] = lesion + rng.normal(0, 3, (inside.sum(), 3))
     # Variegation: large lighter and darker patches (pixel noise would vanish when resized).
     for _ in range(int(np.clip(round(2 * row["_variegation"] + 1), 0, 5))):
         px, py = c + rng.normal(0, radius * 0.4, 2)
         patch = (np.hypot(xx - px, yy - py) < radius * rng.uniform(0.25, 0.45)) & inside
-        img[patch] += rng.choice([-1, 1]) * 35 * np.array([1.0, 0.8, 0.6])
+        window[patch] += rng.choice([-1, 1]) * 35 * np.array([1.0, 0.8, 0.6])
     # Dark blue-grey blotches, pushed to one side: the image-only malignancy cue.
     n_blotch = int(np.clip(round(1.5 * row["_blotch"] + 1), 0, 6))
     side = rng.uniform(0, 2 * np.pi)
@@ -251,8 +267,7 @@ def render_lesion(
         bx, by = c[0] + dist * np.cos(ang), c[1] + dist * np.sin(ang)
         br = max(radius * rng.uniform(0.15, 0.3), size * 0.045)  # visible after resizing
         spot = (np.hypot(xx - bx, yy - by) < br) & inside
-        img[spot] = np.array([70, 70, 95]) + rng.normal(0, 6, (spot.sum(), 3))
-    reach = radius * (1 + irregular * sum(1 / (k + 1) for k in range(3)))  # wobble's maximum
+        window[spot] = np.array([70, 70, 95]) + rng.normal(0, 6, (spot.sum(), 3))
     return np.clip(img, 0, 255).astype(np.uint8), (c[0] / size, c[1] / size, reach / size)
 
 
