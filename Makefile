@@ -26,14 +26,17 @@ help: ## List the targets
 
 # The lock is the one list of versions; uv installs it (parallel downloads: ~1 min instead of
 # ~3.5 with pip on this machine) when it can be had from the index, else pip does. INSTALLER=pip
-# forces pip. uv itself is pinned here: it is the installer, not a dependency.
+# forces pip. uv itself is pinned here: it is the installer, not a dependency. uv compiles the
+# packages' bytecode at install, as pip does (+30 s): where PYTHONDONTWRITEBYTECODE is set, as
+# on this machine, nothing else would, and every process compiled torch, Lightning, mlflow...
+# from source (importing the four pipelines: 21.7 s instead of 9.4).
 UV_VERSION := 0.13.9
 INSTALLER ?= uv
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@if [ "$(INSTALLER)" = uv ] && $(PY) -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)" && \
 		echo "installing requirements.lock with uv $(UV_VERSION)" && \
-		$(VENV)/bin/uv pip install -q --python $(PY) -r requirements.lock && \
+		$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -r requirements.lock && \
 		$(VENV)/bin/uv pip install -q --python $(PY) --no-deps --no-build-isolation -e .; then :; \
 	else \
 		echo "installing requirements.lock with pip"; \
