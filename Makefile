@@ -29,7 +29,8 @@ help: ## List the targets
 # forces pip. uv itself is pinned here: it is the installer, not a dependency. uv compiles the
 # packages' bytecode at install, as pip does (+30 s): where PYTHONDONTWRITEBYTECODE is set, as
 # on this machine, nothing else would, and every process compiled torch, Lightning, mlflow...
-# from source (importing the four pipelines: 21.7 s instead of 9.4).
+# from source (importing the four pipelines: 21.7 s instead of 9.4). A .venv made before
+# this: `rm .venv/.installed && make setup` (or `.venv/bin/python -m compileall -q .venv/lib`).
 UV_VERSION := 0.13.9
 INSTALLER ?= uv
 $(STAMP): pyproject.toml requirements.lock

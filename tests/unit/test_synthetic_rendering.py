@@ -14,9 +14,16 @@ def test_a_lesion_drawn_in_its_window_equals_the_whole_grids_drawing(size):
     # moves) with the most irregular border, and the smallest.
     rows.loc[rows.index[:6], "clin_size_long_diam_mm"] = 30.0
     rows.loc[rows.index[:3], "_border"] = 4.0
-    rows.loc[rows.index[6:9], "clin_size_long_diam_mm"] = 0.5
+    rows.loc[rows.index[6:12], "clin_size_long_diam_mm"] = 0.5
+    rows.loc[rows.index[9:12], "_border"] = 4.0  # the wobble's bound decides the window
+    discs = []
     for seed, (_, row) in enumerate(rows.iterrows()):
         window, disc = render_lesion(row, size, np.random.default_rng(seed))
         whole, whole_disc = render_lesion(row, size, np.random.default_rng(seed), whole_grid=True)
         np.testing.assert_array_equal(window, whole)
         assert disc == whole_disc
+        discs.append(disc)
+    cx, cy, reach = np.array(discs).T
+    assert (reach < 0.4).any(), "no window smaller than the image: nothing was tested"
+    past_edge = np.minimum(np.minimum(cx, cy), 1 - np.maximum(cx, cy)) < reach
+    assert (past_edge & (reach < 0.5)).any(), "no window clipped at the image's edge"
