@@ -77,6 +77,9 @@ def test_a_missing_or_bad_setting_stops_before_any_aws_call(env, message):
     assert "# command" not in done.stdout
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="make shellcheck installs it")
+@pytest.mark.skipif(
+    shutil.which("shellcheck") is None,
+    reason="needs shellcheck (Debian package; `make test` installs it when run as root)",
+)
 def test_the_scripts_pass_shellcheck():
     subprocess.run(["shellcheck", *map(str, sorted(AWS.glob("*.sh")))], check=True)
