@@ -1,5 +1,5 @@
-"""The generators draw shapes only in the window that holds them: the bytes must equal drawing
-on the whole grid, or every generated data set (and every smoke figure) would silently change."""
+"""The ISIC 2024 generator draws a lesion only in the window that holds it: the bytes must equal
+drawing on the whole grid, or the generated data set (and every smoke figure) would change."""
 
 import numpy as np
 import pytest
