@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from projects.captioning.decoder import DecoderConfig, GPT2Decoder, load_hf_gpt2
 from projects.captioning.generate import beam_search, greedy
 from shared.config import ConfigError
+from shared.fold_bn import fold_batchnorm
 from shared.pretrained import create_timm_model
 
 
@@ -64,11 +65,14 @@ class ImageEncoder(nn.Module):
                 f"takes {tuple(native)} images, not {size}; set data.image_size=null"
             )
 
-    def backbone_tokens(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, N, C): the backbone's feature grid (CNN) or tokens (ViT)."""
+    def backbone_tokens(
+        self, images: torch.Tensor, backbone: nn.Module | None = None
+    ) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, N, C): the backbone's feature grid (CNN) or tokens (ViT);
+        `backbone`: a copy of it to run instead (`backbone_features`' folded one)."""
         if self.grid:
             images = images.contiguous(memory_format=torch.channels_last)
-        feats = self.backbone.forward_features(images)
+        feats = (backbone or self.backbone).forward_features(images)
         if feats.ndim == 4:  # CNN: (B, C, h, w) -> (B, h*w, C)
             feats = feats.flatten(2).transpose(1, 2)
         return feats
@@ -102,9 +106,17 @@ def backbone_features(
     encoder: ImageEncoder, images: DataLoader, device: str | torch.device
 ) -> torch.Tensor:
     """(N, T, C) backbone tokens of every image of a loader (its first item), in order: what a
-    frozen backbone gives, computed once instead of every epoch."""
+    frozen backbone gives, computed once instead of every epoch; with BatchNorm folded into
+    the convolutions (`shared.fold_bn`): the backbone's function to ~1e-6."""
     encoder.eval().to(device)
-    parts = [encoder.backbone_tokens(batch[0].to(device)).cpu() for batch in images]
+    parts, folded = [], None
+    for batch in images:
+        x = batch[0].to(device)
+        if folded is None:  # folded once, checked on the first batch
+            folded = fold_batchnorm(
+                encoder.backbone, x, lambda m, probe: encoder.backbone_tokens(probe, m)
+            )
+        parts.append(encoder.backbone_tokens(x, folded).cpu())
     return torch.cat(parts)
 
 

@@ -15,6 +15,7 @@ from projects.image_classifier.depthwise import use_shifted_depthwise_grad
 from projects.image_classifier.gem import GeM
 from shared.config import ConfigError
 from shared.datasets import isic2024 as isic
+from shared.fold_bn import fold_batchnorm
 from shared.metrics import pauc_above_tpr, roc_auc
 from shared.pretrained import create_timm_model
 
@@ -77,7 +78,10 @@ class LesionClassifier(nn.Module):
         for module in self.frozen:
             module.requires_grad_(False)
         if shifted_depthwise_grad:  # CPU: oneDNN's depthwise weight gradient is the slow part
-            use_shifted_depthwise_grad(self.backbone)
+            # only where weights train: frozen layers need no weight gradient
+            use_shifted_depthwise_grad(
+                self.backbone.blocks[freeze_blocks:] if self.frozen else self.backbone
+            )
         self.to(memory_format=torch.channels_last)
 
     def _frozen_modules(self, n: int) -> list[nn.Module]:
@@ -98,12 +102,15 @@ class LesionClassifier(nn.Module):
             module.eval()
         return self
 
+    def trunk_layers(self) -> nn.Sequential:
+        """The frozen stem and first blocks in order (these modules, not copies)."""
+        b = self.backbone
+        return nn.Sequential(b.conv_stem, b.bn1, b.blocks[: self.n_frozen_blocks])
+
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised images -> the frozen stem and blocks' output: the same for
         every epoch and fold, so it can be computed once per image (`trunk_features`)."""
-        b = self.backbone
-        x = b.bn1(b.conv_stem(x.contiguous(memory_format=torch.channels_last)))
-        return b.blocks[: self.n_frozen_blocks](x)
+        return self.trunk_layers()(x.contiguous(memory_format=torch.channels_last))
 
     def forward_tail(self, trunk: torch.Tensor) -> torch.Tensor:
         """The trainable rest of the network on `trunk(x)` -> (B,) logits."""
@@ -125,12 +132,16 @@ def trunk_features(
     model: LesionClassifier, images: Any, ids: list[str], transform: Any, batch_size: int
 ) -> TrunkFeatures:
     """The frozen trunk's output for every image (evaluation transform, no augmentation), in
-    memory: every epoch of every fold then trains and scores only the rest of the network."""
+    memory: every epoch of every fold then trains and scores only the rest of the network.
+    Computed with BatchNorm folded (`shared.fold_bn`): the trunk's function to ~1e-6."""
     model.eval()
-    parts = []
+    parts, layers = [], None
     for start in range(0, len(ids), batch_size):
         batch = [transform(images.read(i)) for i in ids[start : start + batch_size]]
-        parts.append(model.trunk(torch.stack(batch)).contiguous())
+        x = torch.stack(batch).contiguous(memory_format=torch.channels_last)
+        if layers is None:  # BatchNorm folded into the convolutions, checked on this batch
+            layers = fold_batchnorm(model.trunk_layers(), x)
+        parts.append(layers(x).contiguous())
     return TrunkFeatures(ids, torch.cat(parts) if parts else torch.zeros(0))
 
 
