@@ -119,15 +119,26 @@ def ranked_letters(logits: np.ndarray, k: int = 3) -> list[list[str]]:
     return [[LETTERS[i] for i in row] for row in order]
 
 
+def trim_padding(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """(B, 5, max_length) inputs cut to the batch's longest row: `encode` pads on the right
+    and masks the padding, so the logits change only by float rounding."""
+    mask = batch.get("attention_mask")
+    if mask is None:
+        return batch
+    width = int(mask.sum(-1).max())
+    return {k: v[..., :width] for k, v in batch.items()}
+
+
 @torch.no_grad()
 def score_options(model, enc: dict, batch_size: int = 16) -> np.ndarray:
-    """(n_questions, 5) logits from the reader in eval mode."""
+    """(n_questions, 5) logits from the reader in eval mode, each batch cut to its longest
+    row (`trim_padding`: the no-context ablation's ~20-token rows not run at max_length)."""
     model.eval()
     device = next(model.parameters()).device
     n = next(iter(enc.values())).shape[0]
     out = []
     for i in range(0, n, batch_size):
-        batch = {k: v[i : i + batch_size].to(device) for k, v in enc.items()}
+        batch = trim_padding({k: v[i : i + batch_size].to(device) for k, v in enc.items()})
         out.append(model(**batch).logits.float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, len(LETTERS)))
 

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from projects.retrieval_qa.data import LETTERS
-from projects.retrieval_qa.model import as_dataset, encode, ranked_letters
+from projects.retrieval_qa.model import as_dataset, encode, ranked_letters, trim_padding
 from shared.lightning import adamw_warmup_cosine, build_trainer
 from shared.metrics import map_at_k
 
@@ -27,7 +27,7 @@ class ReaderModule(L.LightningModule):
 
     def _forward(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         *inputs, labels = batch
-        out = self.model(**dict(zip(self.keys, inputs)), labels=labels)
+        out = self.model(**trim_padding(dict(zip(self.keys, inputs))), labels=labels)
         return out.loss, out.logits
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
