@@ -52,16 +52,8 @@ lock: ## Re-resolve pyproject.toml into requirements.lock (needs the package ind
 	$(PY) -m pip install -q -e '.[dev]'
 	$(PY) -m pip freeze --all --exclude-editable | grep -vE '^(ml-portfolio|pip|uv)==' > requirements.lock
 
-smoke: $(STAMP) ## Run every project's CPU smoke pipeline, then print the results table
-	@start=$$(date +%s); for p in $(PROJECTS); do \
-		echo "=== $$p (experiment=smoke)"; \
-		$(PY) -m projects.$$p.train experiment=smoke || exit 1; \
-		if [ $$p = image_classifier ]; then \
-			echo "=== tabular_gbm stacked on the image OOF scores"; \
-			$(PY) -m projects.tabular_gbm.train experiment=smoke tracking.run_name=smoke-stacked \
-				data.image_oof=$(SMOKE_IMAGE_OOF) || exit 1; \
-		fi; \
-	done; echo "smoke wall time: $$(( $$(date +%s) - start )) s"
+smoke: $(STAMP) ## Run every project's CPU smoke pipeline (one process: tools/smoke.py), then print the results table
+	@$(PY) -m tools.smoke $(ARGS)
 	@$(PY) -m tools.results --experiment smoke
 
 report: $(STAMP) ## Write reports/portfolio.html (every champion, one file) and print the latest runs
