@@ -7,7 +7,7 @@ tensors was 39% of the frozen Lite0 trunk's time (oneDNN does not fuse it), and 
 runs ~1.5x faster. The folded copy computes the same function up to float rounding (~1e-6
 relative); `fold_batchnorm` checks that on a probe batch before anything uses it, since it pairs
 a convolution with the BatchNorm defined right after it, which is forward order in timm's
-EfficientNets but not a guarantee in every model.
+EfficientNets but not a guarantee in every model (where it fails, the module runs unfolded).
 
 Used only where a frozen network's outputs are computed once and cached (the image trunk, the
 captioner's backbone); the trained and served models keep their BatchNorm modules and weights.
@@ -22,6 +22,10 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
 
 def fold_batchnorm(
     module: nn.Module,
@@ -29,26 +33,34 @@ def fold_batchnorm(
     forward: Callable[[nn.Module, torch.Tensor], torch.Tensor] = lambda m, x: m(x),
     rtol: float = 1e-4,
 ) -> nn.Module:
-    """An eval-mode copy of `module` with every Conv2d -> BatchNorm2d pair folded into one
-    Conv2d (the original is untouched). `forward(m, probe)` must agree between the two within
-    `rtol` of the output's largest magnitude, or this raises instead of returning the copy.
-    A module without such a pair (a ViT) is returned as it is."""
-    if any(m.training for m in module.modules() if isinstance(m, nn.BatchNorm2d)):
-        raise ValueError("fold_batchnorm needs BatchNorm in eval mode (its loaded statistics)")
-    folded = copy.deepcopy(module).requires_grad_(False)
+    """A copy of `module`, which must be in eval mode (BatchNorm on its loaded statistics),
+    with every Conv2d -> BatchNorm2d pair folded into one Conv2d; the original is untouched.
+
+    `forward(m, probe[:2])` is compared between the two in float64 on the CPU (no TF32, no
+    bf16: only the folding's own rounding shows) and must agree within `rtol` of the output's
+    largest magnitude; where it does not, a warning says so and `module` itself is returned
+    (folding is only a speed-up). A module without such a pair (a ViT) is returned as it is."""
+    if any(m.training for m in module.modules()):
+        raise ValueError("fold_batchnorm needs a module in eval mode (its loaded statistics)")
+    folded = copy.deepcopy(module).eval().requires_grad_(False)
     if _fold_children(folded) == 0:
         return module
+    x = probe[:2].detach().cpu().double()
     with torch.no_grad():
-        want = forward(module, probe)
-        got = forward(folded, probe)
+        want = forward(copy.deepcopy(module).cpu().double(), x)
+        got = forward(copy.deepcopy(folded).cpu().double(), x)
     err = (got - want).abs().max().item()
     scale = want.abs().max().item()
     if not err <= rtol * max(scale, 1e-12):
-        raise RuntimeError(
-            f"folding BatchNorm into {type(module).__name__} changed its output by {err:.3g} "
-            f"(largest output {scale:.3g}): a BatchNorm is not applied right after the "
-            "convolution defined before it"
+        log.warning(
+            "BatchNorm not folded into %s: folding changed its output by %.3g (largest "
+            "output %.3g), so a BatchNorm is not applied right after the convolution defined "
+            "before it; running it unfolded",
+            type(module).__name__,
+            err,
+            scale,
         )
+        return module
     return folded
 
 

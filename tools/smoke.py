@@ -10,15 +10,19 @@ stacked on its out-of-fold scores (`data.image_oof`, the image config's `oof_fil
 Why one process: five would each pay Python's start-up, the imports of torch, Lightning and
 MLflow and the store's opening again, ~10 s a process on 2 cores (benchmarks/RESULTS.md); the
 pipelines' results are the same either way (each run seeds itself; compared metric by metric
-there). What the Hydra command line adds and this does not: an output folder per run with the
-`.hydra/` config snapshot and a log file (MLflow keeps each run's resolved config). A failing
-step stops the loop: an expected error prints `error: ...` and exits 2, as the CLI does.
+there); the one process-wide setting a pipeline changes, torch's float32 matmul precision, is
+put back after each. What the Hydra command line adds and this does not: an output folder per
+run with the `.hydra/` config snapshot and a log file (MLflow keeps each run's resolved config).
+Every config is composed before the first pipeline runs; a failing step stops the loop (its
+MLflow run marked FAILED): an expected error prints `error: ...` and exits 2, as the CLI does.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+
+import torch
 
 from shared.cli import expected_errors
 from shared.config import compose
@@ -32,7 +36,7 @@ def steps(overrides: list[str]) -> list[tuple[str, list[str]]]:
         out.append((project, ["experiment=smoke", *overrides]))
         if project == "image_classifier":
             oof = compose(project, ["experiment=smoke", *overrides]).oof_file
-            stacked = ["tracking.run_name=smoke-stacked", f"data.image_oof={oof}"]
+            stacked = ["tracking.run_name=smoke-stacked", f"data.image_oof='{oof}'"]
             out.append(("tabular_gbm", ["experiment=smoke", *stacked, *overrides]))
     return out
 
@@ -41,10 +45,16 @@ def main(argv: list[str] | None = None) -> None:
     overrides = list(sys.argv[1:] if argv is None else argv)
     start = time.monotonic()
     with expected_errors():
-        for project, args in steps(overrides):
-            stacked = "data.image_oof" in " ".join(args)
-            print(f"=== {project} ({' '.join(args)})" if stacked else f"=== {project}", flush=True)
-            train_module(project).run(compose(project, args))  # ends printing its headline
+        # every config composed first: a key one project lacks fails before any pipeline runs
+        configs = [(project, compose(project, args)) for project, args in steps(overrides)]
+        for project, cfg in configs:
+            oof = cfg.data.get("image_oof") if project == "tabular_gbm" else None
+            print(f"=== {project}" + (f" stacked on {oof}" if oof else ""), flush=True)
+            precision = torch.get_float32_matmul_precision()  # a process-wide setting
+            try:
+                train_module(project).run(cfg)  # ends printing its headline metric
+            finally:  # (image_classifier sets "high"): the next pipeline starts as its CLI does
+                torch.set_float32_matmul_precision(precision)
     print(f"smoke wall time: {time.monotonic() - start:.0f} s", flush=True)
 
 

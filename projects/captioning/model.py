@@ -72,7 +72,7 @@ class ImageEncoder(nn.Module):
         `backbone`: a copy of it to run instead (`backbone_features`' folded one)."""
         if self.grid:
             images = images.contiguous(memory_format=torch.channels_last)
-        feats = (backbone or self.backbone).forward_features(images)
+        feats = (self.backbone if backbone is None else backbone).forward_features(images)
         if feats.ndim == 4:  # CNN: (B, C, h, w) -> (B, h*w, C)
             feats = feats.flatten(2).transpose(1, 2)
         return feats

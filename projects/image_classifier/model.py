@@ -105,7 +105,10 @@ class LesionClassifier(nn.Module):
     def trunk_layers(self) -> nn.Sequential:
         """The frozen stem and first blocks in order (these modules, not copies)."""
         b = self.backbone
-        return nn.Sequential(b.conv_stem, b.bn1, b.blocks[: self.n_frozen_blocks])
+        blocks = b.blocks[: self.n_frozen_blocks]  # a new container, like `layers`: both hold
+        layers = nn.Sequential(b.conv_stem, b.bn1, blocks)  # frozen layers, always in eval
+        layers.training = blocks.training = False
+        return layers
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised images -> the frozen stem and blocks' output: the same for

@@ -4,6 +4,7 @@ model and on its OOF file, every override passed to every step, a bad key refuse
 from __future__ import annotations
 
 import pytest
+import torch
 
 from shared.config import compose
 from tools import smoke
@@ -27,9 +28,38 @@ def test_the_steps_run_every_project_in_order_and_stack_on_the_image_oof_file():
     assert compose("tabular_gbm", steps[0][1]).data.image_oof is None
 
 
-def test_a_bad_override_stops_the_run_before_any_pipeline_with_exit_status_2(capsys):
+# data.n_folds: tabular_gbm and image_classifier have it, retrieval_qa (third) does not
+@pytest.mark.parametrize("key", ["model.no_such_key=1", "data.n_folds=5"])
+def test_a_key_one_project_lacks_stops_the_run_before_any_pipeline_with_status_2(
+    key, capsys, monkeypatch
+):
+    ran = []
+    monkeypatch.setattr(smoke, "train_module", lambda project: ran.append(project))
     with pytest.raises(SystemExit) as exc:
-        smoke.main(["model.no_such_key=1"])
-    assert exc.value.code == 2
+        smoke.main([key])
+    assert exc.value.code == 2 and ran == []
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "no_such_key" in err
+    assert err.startswith("error: ") and key.split("=")[0].split(".")[-1] in err
+
+
+def test_a_crashing_pipeline_stops_the_loop_and_torch_settings_are_put_back(monkeypatch):
+    """A crash propagates (non-zero exit; its MLflow run is marked FAILED by start_run)."""
+    ran = []
+
+    class Pipeline:
+        def __init__(self, project: str) -> None:
+            self.project = project
+
+        def run(self, cfg) -> dict:
+            ran.append(self.project)
+            torch.set_float32_matmul_precision("medium")
+            if self.project == "image_classifier":
+                raise RuntimeError("boom")
+            return {}
+
+    monkeypatch.setattr(smoke, "train_module", Pipeline)
+    before = torch.get_float32_matmul_precision()
+    with pytest.raises(RuntimeError, match="boom"):
+        smoke.main([])
+    assert ran == ["tabular_gbm", "image_classifier"]
+    assert torch.get_float32_matmul_precision() == before

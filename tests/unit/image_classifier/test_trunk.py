@@ -13,10 +13,11 @@ from shared.config import ConfigError
 
 
 def _model(freeze_blocks: int) -> LesionClassifier:
+    """The packaged ImageNet weights: BatchNorm statistics that a wrong folding would show."""
     torch.manual_seed(0)
     return LesionClassifier(
         backbone="pkg:efficientnet_lite0",
-        pretrained=False,
+        pretrained=True,
         gem_p=3.0,
         gem_eps=1e-6,
         dropout=0.0,

@@ -140,3 +140,26 @@ def test_the_smoke_readers_training_noise_does_not_drown_the_options(tokenizer, 
     noise = (first - second).abs().max()
     assert option_gap > 0  # the five sequences differ, and so do their scores
     assert noise < 0.1 * option_gap, (noise.item(), option_gap.item())
+
+
+def test_batches_are_cut_to_their_longest_row_and_score_as_padded(tokenizer, project_config):
+    """`trim_padding`: a batch runs only as wide as its longest row (the padding is on the
+    right and masked), and the reader's logits are the padded batch's to float rounding."""
+    from projects.retrieval_qa.model import load_reader, score_options, trim_padding
+
+    r = project_config("retrieval_qa", "experiment=smoke").reader
+    _, model = load_reader(r.model, r.num_hidden_layers, r.dropout)
+    qs = pd.concat([_question("Who first described Velphi ceramic?", NAMES, "B")] * 2)
+    ctx = ["Velphi ceramic: Velphi ceramic was first described by Nexzor Tririga.", ""]
+    enc = encode(tokenizer, qs, ctx, 96)
+    longest = int(enc["attention_mask"].sum(-1).max())
+    assert longest < 96
+    cut = trim_padding(enc)
+    assert set(cut) == set(enc) and all(v.shape[-1] == longest for v in cut.values())
+    assert torch.equal(cut["input_ids"], enc["input_ids"][..., :longest])
+    no_context = trim_padding({k: v[1:] for k, v in enc.items()})  # its own, shorter batch
+    assert no_context["input_ids"].shape[-1] == int(enc["attention_mask"][1].sum(-1).max())
+    model.eval()
+    with torch.no_grad():
+        padded = model(**enc).logits.numpy()
+    np.testing.assert_allclose(score_options(model, enc, batch_size=1), padded, atol=1e-4)
