@@ -22,6 +22,7 @@ from __future__ import annotations
 import sys
 import time
 
+import lightning.pytorch  # noqa: F401  first, as under the CLI: its messages print once
 import torch
 
 from shared.cli import expected_errors
