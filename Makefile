@@ -52,7 +52,7 @@ lock: ## Re-resolve pyproject.toml into requirements.lock (needs the package ind
 	$(PY) -m pip install -q -e '.[dev]'
 	$(PY) -m pip freeze --all --exclude-editable | grep -vE '^(ml-portfolio|pip|uv)==' > requirements.lock
 
-smoke: $(STAMP) ## Run every project's CPU smoke pipeline (one process: tools/smoke.py), then print the results table
+smoke: $(STAMP) ## Run every project's CPU smoke pipeline (one process: tools/smoke.py; ARGS="seed=43" goes to each), then the results table
 	@$(PY) -m tools.smoke $(ARGS)
 	@$(PY) -m tools.results --experiment smoke
 

@@ -8,11 +8,12 @@ Each step is `projects.<project>.train.run(cfg)` on `compose(project, ["experime
 stacked on its out-of-fold scores (`data.image_oof`, the image config's `oof_file`).
 
 Why one process: five would each pay Python's start-up, the imports of torch, Lightning and
-MLflow and the store's opening again, ~10 s a process on 2 cores (benchmarks/RESULTS.md); the
+MLflow and the store's opening again, ~11 s a process on 2 cores (benchmarks/RESULTS.md); the
 pipelines' results are the same either way (each run seeds itself; compared metric by metric
-there); the one process-wide setting a pipeline changes, torch's float32 matmul precision, is
-put back after each. What the Hydra command line adds and this does not: an output folder per
-run with the `.hydra/` config snapshot and a log file (MLflow keeps each run's resolved config).
+there); the one process-wide setting a pipeline changes that could move another's results,
+torch's float32 matmul precision, is put back after each. What the Hydra command line adds and
+this does not: an output folder per run with the `.hydra/` config snapshot and a log file
+(MLflow keeps each run's resolved config).
 Every config is composed before the first pipeline runs; a failing step stops the loop (its
 MLflow run marked FAILED): an expected error prints `error: ...` and exits 2, as the CLI does.
 """
