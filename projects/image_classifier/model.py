@@ -103,7 +103,8 @@ class LesionClassifier(nn.Module):
         return self
 
     def trunk_layers(self) -> nn.Sequential:
-        """The frozen stem and first blocks in order (these modules, not copies)."""
+        """The frozen stem and first blocks in order (these modules, not copies): what `trunk`
+        runs, as one module for `fold_batchnorm`."""
         b = self.backbone
         blocks = b.blocks[: self.n_frozen_blocks]  # a new container, like `layers`: both hold
         layers = nn.Sequential(b.conv_stem, b.bn1, blocks)  # frozen layers, always in eval
@@ -113,7 +114,9 @@ class LesionClassifier(nn.Module):
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised images -> the frozen stem and blocks' output: the same for
         every epoch and fold, so it can be computed once per image (`trunk_features`)."""
-        return self.trunk_layers()(x.contiguous(memory_format=torch.channels_last))
+        b = self.backbone
+        x = b.bn1(b.conv_stem(x.contiguous(memory_format=torch.channels_last)))
+        return b.blocks[: self.n_frozen_blocks](x)
 
     def forward_tail(self, trunk: torch.Tensor) -> torch.Tensor:
         """The trainable rest of the network on `trunk(x)` -> (B,) logits."""

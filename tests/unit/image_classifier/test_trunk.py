@@ -12,7 +12,7 @@ from projects.image_classifier.model import LesionClassifier, trunk_features
 from shared.config import ConfigError
 
 
-def _model(freeze_blocks: int) -> LesionClassifier:
+def _model(freeze_blocks: int, shifted_depthwise_grad: bool = False) -> LesionClassifier:
     """The packaged ImageNet weights: BatchNorm statistics that a wrong folding would show."""
     torch.manual_seed(0)
     return LesionClassifier(
@@ -22,6 +22,7 @@ def _model(freeze_blocks: int) -> LesionClassifier:
         gem_eps=1e-6,
         dropout=0.0,
         freeze_blocks=freeze_blocks,
+        shifted_depthwise_grad=shifted_depthwise_grad,
     ).eval()
 
 
@@ -73,17 +74,7 @@ def test_the_trunk_cache_needs_a_frozen_trunk_and_no_tta():
 
 def test_the_folded_trunk_pass_runs_with_the_shifted_depthwise_gradient():
     """The swap leaves the frozen layers alone, so folding their BatchNorm adds a bias freely."""
-    torch.manual_seed(0)
-    model = LesionClassifier(
-        backbone="pkg:efficientnet_lite0",
-        pretrained=False,
-        gem_p=3.0,
-        gem_eps=1e-6,
-        dropout=0.0,
-        freeze_blocks=5,
-        shifted_depthwise_grad=True,
-    ).eval()
-    x = torch.randn(2, 3, 64, 64)
+    model, x = _model(5, shifted_depthwise_grad=True), torch.randn(2, 3, 64, 64)
     cached = trunk_features(model, TrunkFeatures([0, 1], x), [0, 1], lambda img: img, 2)
     with torch.no_grad():
         torch.testing.assert_close(cached.read(1), model.trunk(x)[1], rtol=1e-4, atol=1e-4)
